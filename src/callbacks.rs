@@ -1,0 +1,402 @@
+//! User callbacks (`MQTTClient_setCallbacks`) and the `extern "C"` functions
+//! the library calls.
+//!
+//! Every client registers the three trampolines below once, at creation, with
+//! its [`Context`] as the C `context`. The user's closures live in that context
+//! and can be replaced at any time; the library never sees them.
+//!
+//! Where callbacks run, and what that means:
+//! * message arrived and delivery complete run on the library's single callback
+//!   thread (`MQTTClient_run`), shared by every client of the process; delivery
+//!   complete even runs with the library's global mutex held. A client method
+//!   called there would deadlock, so it returns [`Error::CalledFromCallback`].
+//! * connection lost is started by the library on a thread of its own, and the
+//!   thread that noticed the loss waits up to 5 s, holding the library's mutex,
+//!   for it to return (MQTTClient.c, `MQTTClient_disconnect1`). This crate runs
+//!   the user's connection-lost closure on a new thread instead and returns to
+//!   the library at once, so the closure may take as long as it likes and may
+//!   call any client method, `connect` included.
+//! * panics never cross into C: each closure runs under `catch_unwind`; the
+//!   panic is logged and reported by the client's next method call
+//!   ([`Error::CallbackPanicked`]); a message whose callback panicked counts as
+//!   handled, so it is not delivered again.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Mutex;
+
+use crate::context::{lock, Context, EPOCH};
+use crate::delivery::DeliveryToken;
+use crate::error::{Error, Result};
+use crate::ffi;
+use crate::message::Message;
+
+type ConnectionLostFn = Box<dyn FnMut(Option<&str>) + Send>;
+type MessageArrivedFn = Box<dyn FnMut(&str, &Message) -> bool + Send>;
+type DeliveryCompleteFn = Box<dyn FnMut(DeliveryToken) + Send>;
+
+/// The callbacks of a client, for [`Client::set_callbacks`](crate::Client::set_callbacks)
+/// (the `cl`, `ma` and `dc` arguments of `MQTTClient_setCallbacks`).
+///
+/// A closure capturing the [`Client`](crate::Client) itself (an `Arc<Client>`)
+/// makes a reference cycle; capture a `Weak` instead.
+#[derive(Default)]
+pub struct Callbacks {
+    connection_lost: Option<ConnectionLostFn>,
+    message_arrived: Option<MessageArrivedFn>,
+    delivery_complete: Option<DeliveryCompleteFn>,
+}
+
+impl Callbacks {
+    /// No callbacks: messages go to `receive` / `start_consuming`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Called when the connection to the broker is lost
+    /// (`MQTTClient_connectionLost`), with the cause when the library gives
+    /// one (the MQTT 3 client never does). Runs on a thread of its own, where
+    /// every client method may be called, `connect` included.
+    pub fn on_connection_lost(mut self, f: impl FnMut(Option<&str>) + Send + 'static) -> Self {
+        self.connection_lost = Some(Box::new(f));
+        self
+    }
+
+    /// Called for every message that arrives (`MQTTClient_messageArrived`),
+    /// with the topic and the message. Return `true` when the message is
+    /// handled; `false` asks the library to deliver the same message again later
+    /// (C's `return 0`). Runs on the library's callback thread: do not block
+    /// long, and do not call client methods (they return
+    /// [`Error::CalledFromCallback`]); use [`Client::start_consuming`](crate::Client::start_consuming)
+    /// to handle messages on a thread of your own.
+    pub fn on_message_arrived(mut self, f: impl FnMut(&str, &Message) -> bool + Send + 'static) -> Self {
+        self.message_arrived = Some(Box::new(f));
+        self
+    }
+
+    /// Called when the broker acknowledged a QoS 1 or 2 publish
+    /// (`MQTTClient_deliveryComplete`), with the token `publish` returned. Runs
+    /// on the library's callback thread with the library's mutex held: keep it short.
+    pub fn on_delivery_complete(mut self, f: impl FnMut(DeliveryToken) + Send + 'static) -> Self {
+        self.delivery_complete = Some(Box::new(f));
+        self
+    }
+}
+
+impl std::fmt::Debug for Callbacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("connection_lost", &self.connection_lost.is_some())
+            .field("message_arrived", &self.message_arrived.is_some())
+            .field("delivery_complete", &self.delivery_complete.is_some())
+            .finish()
+    }
+}
+
+/// The user's closures of one client. One mutex each, so a long
+/// connection-lost handler never holds up message delivery.
+#[derive(Default)]
+pub(crate) struct Slots {
+    connection_lost: Mutex<Option<ConnectionLostFn>>,
+    message_arrived: Mutex<Option<MessageArrivedFn>>,
+    delivery_complete: Mutex<Option<DeliveryCompleteFn>>,
+    /// Mirrors `message_arrived.is_some()` for cheap checks.
+    has_message_callback: AtomicBool,
+    /// `start_consuming` was called from inside the message callback, whose
+    /// slot is locked: the trampoline clears the slot when the callback returns.
+    drop_message_callback: AtomicBool,
+}
+
+impl Slots {
+    /// Installs new callbacks. Must not run on the library's thread (the
+    /// message slot may be locked by the running callback).
+    pub(crate) fn set(&self, cb: Callbacks) {
+        *lock(&self.connection_lost) = cb.connection_lost;
+        *lock(&self.delivery_complete) = cb.delivery_complete;
+        let mut ma = lock(&self.message_arrived);
+        self.has_message_callback.store(cb.message_arrived.is_some(), SeqCst);
+        *ma = cb.message_arrived;
+    }
+
+    /// Removes the message callback so messages go to the queue.
+    pub(crate) fn clear_message_callback(&self) {
+        if inside() == Inside::LibraryThread {
+            self.has_message_callback.store(false, SeqCst);
+            self.drop_message_callback.store(true, SeqCst);
+        } else {
+            let mut ma = lock(&self.message_arrived);
+            self.has_message_callback.store(false, SeqCst);
+            *ma = None;
+        }
+    }
+
+    pub(crate) fn has_message_callback(&self) -> bool {
+        self.has_message_callback.load(SeqCst)
+    }
+}
+
+/// Which kind of callback the current thread is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inside {
+    Nothing,
+    /// Message arrived or delivery complete, on the library's callback thread.
+    LibraryThread,
+    /// A connection-lost handler, on its own thread.
+    ConnectionLost,
+}
+
+thread_local! {
+    static INSIDE: Cell<Inside> = const { Cell::new(Inside::Nothing) };
+    /// Touched on the library's callback thread; dropped when it ends.
+    static RUN_THREAD: RunThreadExit = const { RunThreadExit };
+}
+
+/// Bumps [`EPOCH`] when the library's callback thread ends: `MQTTClient_run`
+/// has returned, so it touches no client any more.
+struct RunThreadExit;
+
+impl Drop for RunThreadExit {
+    fn drop(&mut self) {
+        EPOCH.fetch_add(1, SeqCst);
+    }
+}
+
+pub(crate) fn inside() -> Inside {
+    INSIDE.with(Cell::get)
+}
+
+/// Sets [`Inside`] for the current thread until dropped.
+struct InsideGuard(Inside);
+
+impl InsideGuard {
+    fn set(kind: Inside) -> Self {
+        InsideGuard(INSIDE.with(|c| c.replace(kind)))
+    }
+}
+
+impl Drop for InsideGuard {
+    fn drop(&mut self) {
+        INSIDE.with(|c| c.set(self.0));
+    }
+}
+
+/// Fails with [`Error::CalledFromCallback`] on the library's callback thread.
+pub(crate) fn check_not_in_callback() -> Result<()> {
+    match inside() {
+        Inside::LibraryThread => Err(Error::CalledFromCallback),
+        _ => Ok(()),
+    }
+}
+
+/// Marks entry into a callback on the library's callback thread.
+fn on_run_thread() -> InsideGuard {
+    EPOCH.fetch_add(1, SeqCst);
+    RUN_THREAD.with(|_| ());
+    InsideGuard::set(Inside::LibraryThread)
+}
+
+/// Frees a message and topic the library handed over.
+///
+/// # Safety
+/// Both must come from a `messageArrived` call whose message is being consumed.
+unsafe fn free_c_message(topic: *mut c_char, mut message: *mut ffi::MQTTClient_message) {
+    // SAFETY: guaranteed by the caller; the payload pointer is NULL when the
+    // payload moved into a `Message`, which frees it itself.
+    unsafe {
+        ffi::MQTTClient_freeMessage(&mut message);
+        ffi::MQTTClient_free(topic.cast());
+    }
+}
+
+/// `MQTTClient_messageArrived`: hands the message to the user's closure or to
+/// the receive queue. Returns 1 when the message was taken (and freed), 0 to
+/// leave it with the library, which delivers it again later.
+pub(crate) unsafe extern "C" fn message_arrived(
+    context: *mut c_void,
+    topic: *mut c_char,
+    topic_len: c_int,
+    message: *mut ffi::MQTTClient_message,
+) -> c_int {
+    let _inside = on_run_thread();
+    // SAFETY: `context` is the client's boxed Context, registered with
+    // MQTTClient_setCallbacks; the client frees it only after destroying the C
+    // client and after every running callback returned (Context::close).
+    let ctx = unsafe { &*(context as *const Context) };
+    let mut active = ctx.enter(true);
+    if ctx.is_quiet() || topic.is_null() || message.is_null() {
+        return 0;
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the library passes the topic (NUL-terminated, or `topic_len`
+        // bytes when it holds a NUL) and a message it allocated, both ours to
+        // free when we return 1.
+        unsafe { deliver(ctx, topic, topic_len, message) }
+    }));
+    match outcome {
+        Ok(true) => {
+            active.consumed();
+            1
+        }
+        Ok(false) => 0,
+        Err(panic) => {
+            // Only the crate's own code can get here (the user's closure has
+            // its own catch_unwind): keep the message's memory rather than
+            // risk freeing it twice.
+            ctx.record_panic("message-arrived (internal)", panic);
+            active.consumed();
+            1
+        }
+    }
+}
+
+/// The body of [`message_arrived`]; `true` when the message was consumed.
+///
+/// # Safety
+/// As for [`message_arrived`].
+unsafe fn deliver(ctx: &Context, topic: *mut c_char, topic_len: c_int, message: *mut ffi::MQTTClient_message) -> bool {
+    // SAFETY: see the caller; a `topic_len` of 0 means NUL-terminated.
+    let name: Cow<'_, str> = unsafe {
+        let bytes = match usize::try_from(topic_len) {
+            Ok(n) if n > 0 => std::slice::from_raw_parts(topic as *const u8, n),
+            _ => CStr::from_ptr(topic).to_bytes(),
+        };
+        String::from_utf8_lossy(bytes)
+    };
+    // SAFETY: `message` is valid and ours for the duration of the call.
+    let msg = unsafe { Message::take_from_c(message) };
+
+    if ctx.slots.has_message_callback() {
+        let mut slot = lock(&ctx.slots.message_arrived);
+        if let Some(f) = slot.as_mut() {
+            let handled = catch_unwind(AssertUnwindSafe(|| f(&name, &msg)));
+            if ctx.slots.drop_message_callback.swap(false, SeqCst) {
+                *slot = None;
+            }
+            drop(slot);
+            let consumed = match handled {
+                Ok(true) => true,
+                Ok(false) => false,
+                Err(panic) => {
+                    ctx.record_panic("message-arrived", panic);
+                    true
+                }
+            };
+            if consumed {
+                drop(msg);
+                // SAFETY: consumed: the topic and message struct are ours to free.
+                unsafe { free_c_message(topic, message) };
+            } else {
+                // SAFETY: `message` is the struct the payload came from.
+                unsafe { msg.give_back_to_c(message) };
+            }
+            return consumed;
+        }
+    }
+
+    match ctx.queue.push((name.into_owned(), msg), || ctx.is_quiet()) {
+        Ok(()) => {
+            // SAFETY: the payload now belongs to the queued Message; the rest is ours.
+            unsafe { free_c_message(topic, message) };
+            true
+        }
+        Err((_, msg)) => {
+            // SAFETY: `message` is the struct the payload came from.
+            unsafe { msg.give_back_to_c(message) };
+            false
+        }
+    }
+}
+
+/// `MQTTClient_deliveryComplete`: completes the token for `wait_for_completion`
+/// and calls the user's closure. Runs with the library's mutex held.
+pub(crate) unsafe extern "C" fn delivery_complete(context: *mut c_void, token: ffi::MQTTClient_deliveryToken) {
+    let _inside = on_run_thread();
+    // SAFETY: as in `message_arrived`.
+    let ctx = unsafe { &*(context as *const Context) };
+    let _active = ctx.enter(false);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        lock(&ctx.state).deliveries.complete(token);
+        ctx.state_changed.notify_all();
+        if ctx.closing.load(SeqCst) {
+            return;
+        }
+        if let Some(f) = lock(&ctx.slots.delivery_complete).as_mut() {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(DeliveryToken::from_id(token)))) {
+                ctx.record_panic("delivery-complete", panic);
+            }
+        }
+    }));
+    if let Err(panic) = result {
+        ctx.record_panic("delivery-complete (internal)", panic);
+    }
+}
+
+/// A callback running on a thread of this crate, counted in the context's
+/// active callbacks until dropped.
+struct Detached(*const Context);
+
+// SAFETY: Context is Sync; the pointer stays valid while the count it holds
+// is up, because the client waits for the count to drop before freeing it.
+unsafe impl Send for Detached {}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        // SAFETY: see the Send impl.
+        unsafe { (*self.0).leave_detached() };
+    }
+}
+
+/// `MQTTClient_connectionLost`: records the loss and runs the user's closure
+/// on a thread of its own.
+pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mut c_char) {
+    // SAFETY: as in `message_arrived`.
+    let ctx = unsafe { &*(context as *const Context) };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let cause = (!cause.is_null()).then(|| {
+            // SAFETY: a non-NULL cause is a NUL-terminated string from the library.
+            unsafe { CStr::from_ptr(cause) }.to_string_lossy().into_owned()
+        });
+        let clean = lock(&ctx.state).clean_session;
+        ctx.set_connected(false, clean);
+        log::debug!("paho-mqtt-sync: client {:?} lost its connection", ctx.client_id);
+        if ctx.closing.load(SeqCst) || lock(&ctx.slots.connection_lost).is_none() {
+            return;
+        }
+        let guard = ctx.enter_detached();
+        let run = move || {
+            let guard = guard;
+            // SAFETY: `guard` keeps the context alive (see Detached).
+            let ctx = unsafe { &*guard.0 };
+            let _inside = InsideGuard::set(Inside::ConnectionLost);
+            if ctx.closing.load(SeqCst) {
+                return;
+            }
+            if let Some(f) = lock(&ctx.slots.connection_lost).as_mut() {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(cause.as_deref()))) {
+                    ctx.record_panic("connection-lost", panic);
+                }
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("paho-conn-lost".into())
+            .spawn(run);
+        if let Err(e) = spawned {
+            log::error!("paho-mqtt-sync: cannot start the connection-lost thread: {e}");
+        }
+    }));
+    if let Err(panic) = result {
+        ctx.record_panic("connection-lost (internal)", panic);
+    }
+}
+
+impl Context {
+    /// Counts a callback that runs on another thread (see [`Detached`]).
+    fn enter_detached(&self) -> Detached {
+        std::mem::forget(self.enter(false));
+        Detached(self)
+    }
+}

@@ -1,0 +1,612 @@
+//! The client: an owned `MQTTClient` handle and one method per
+//! `MQTTClient_*` function.
+
+use std::ffi::{CStr, CString};
+use std::mem::ManuallyDrop;
+use std::os::raw::{c_char, c_int};
+use std::ptr;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use crate::callbacks::{self, Callbacks, Inside};
+use crate::context::{lock, Context};
+use crate::cstr::{cstring, with_cstr};
+use crate::delivery::DeliveryToken;
+use crate::error::{check, Error, Result};
+use crate::ffi;
+use crate::message::{check_payload_len, Message, QoS};
+use crate::options::{ConnectOptions, CreateOptions, MqttVersion, Persistence};
+use crate::queue::{Popped, Receiver};
+use crate::topic::{validate_filter, validate_topic};
+
+/// A synchronous MQTT client: an `MQTTClient` handle of the Paho C library,
+/// destroyed (after a disconnect) when the `Client` is dropped.
+///
+/// `Client` is `Send` and `Sync`: share it between threads with an `Arc` and
+/// call any method from any of them. Every `MQTTClient_*` function serializes
+/// itself on the library's global `mqttclient_mutex` (MQTTClient.c takes it at
+/// the top of each API function; connect and destroy also take
+/// `connect_mutex`, subscribe `subscribe_mutex`), and the state this crate keeps
+/// next to the handle sits behind its own locks. The one unlocked C function,
+/// `MQTTClient_setCommandTimeout`, is serialized here against the calls that
+/// read the value.
+///
+/// Messages arrive either in a callback ([`Callbacks::on_message_arrived`]) or,
+/// when none is set, in a queue read with [`Client::receive`] or through
+/// [`Client::start_consuming`].
+///
+/// Dropping the client disconnects it (without waiting for messages in flight;
+/// call [`Client::disconnect`] with a timeout first for that) and destroys the C
+/// client. Dropped inside one of its callbacks, it is torn down on a helper
+/// thread once the callback has returned.
+pub struct Client {
+    inner: ManuallyDrop<Inner>,
+}
+
+struct Inner {
+    handle: ffi::MQTTClient,
+    ctx: Box<Context>,
+    /// Write-locked by `set_command_timeout`, read-locked by the C calls that
+    /// read `commandTimeout` (subscribe, unsubscribe).
+    command_timeout: RwLock<()>,
+}
+
+// SAFETY: the handle is only passed to MQTTClient_* functions, which lock the
+// library's mutexes themselves (see the `Client` docs); the Context is Sync.
+unsafe impl Send for Inner {}
+// SAFETY: as above; no method hands out mutable access to shared data.
+unsafe impl Sync for Inner {}
+
+/// What the broker and the library said about a successful connect
+/// (the `returned` fields of `MQTTClient_connectOptions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectResponse {
+    session_present: bool,
+    mqtt_version: MqttVersion,
+    server_uri: String,
+}
+
+impl ConnectResponse {
+    /// Whether the broker still had a session for this client id
+    /// (`returned.sessionPresent`; always false with a clean session).
+    pub fn session_present(&self) -> bool {
+        self.session_present
+    }
+
+    /// The MQTT version the connection uses (`returned.MQTTVersion`).
+    pub fn mqtt_version(&self) -> MqttVersion {
+        self.mqtt_version
+    }
+
+    /// The server the client connected to, as the library reports it
+    /// (`returned.serverURI`: host and port, without the `tcp://` scheme).
+    pub fn server_uri(&self) -> &str {
+        &self.server_uri
+    }
+}
+
+impl Client {
+    /// Creates a client for `server_uri` (`tcp://host:port`, `mqtt://`,
+    /// `ws://`, `ssl://` with the `ssl` feature, `unix://path`) with the given
+    /// client id (`MQTTClient_create`). No connection is made yet.
+    pub fn create(server_uri: &str, client_id: &str, persistence: Persistence) -> Result<Client> {
+        Self::create_with_options(server_uri, client_id, persistence, &CreateOptions::default())
+    }
+
+    /// [`Client::create`] with create options (`MQTTClient_createWithOptions`).
+    pub fn create_with_options(
+        server_uri: &str,
+        client_id: &str,
+        persistence: Persistence,
+        options: &CreateOptions,
+    ) -> Result<Client> {
+        callbacks::check_not_in_callback()?;
+        crate::check_library()?;
+        let uri = cstring(server_uri, "server URI")?;
+        let id = cstring(client_id, "client id")?;
+        if client_id.len() > 65_535 {
+            return Err(Error::InvalidArgument("client id longer than 65535 bytes".into()));
+        }
+        let (ptype, dir) = match &persistence {
+            Persistence::None => (ffi::MQTTCLIENT_PERSISTENCE_NONE, None),
+            Persistence::File(path) => {
+                if !path.is_dir() {
+                    return Err(Error::Persistence(format!(
+                        "{} is not an existing directory",
+                        path.display()
+                    )));
+                }
+                if client_id.is_empty() {
+                    return Err(Error::Persistence(
+                        "file persistence needs a non-empty client id".into(),
+                    ));
+                }
+                let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+                let dir = CString::new(bytes).map_err(|_| Error::NulByte("persistence directory"))?;
+                (ffi::MQTTCLIENT_PERSISTENCE_DEFAULT, Some(dir))
+            }
+        };
+        let context = dir.as_ref().map_or(ptr::null_mut(), |d| d.as_ptr() as *mut _);
+        let mut raw_opts = options.raw();
+        let mut handle: ffi::MQTTClient = ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; the library copies the
+        // URI, client id and persistence directory.
+        let rc = unsafe {
+            ffi::MQTTClient_createWithOptions(&mut handle, uri.as_ptr(), id.as_ptr(), ptype, context, &mut raw_opts)
+        };
+        if rc != ffi::MQTTCLIENT_SUCCESS {
+            if !handle.is_null() {
+                // SAFETY: a partly created handle is freed with destroy.
+                unsafe { ffi::MQTTClient_destroy(&mut handle) };
+            }
+            return Err(match rc {
+                ffi::MQTTCLIENT_PERSISTENCE_ERROR => Error::Persistence(format!(
+                    "the library cannot use the persistence directory {:?}",
+                    dir.as_deref().unwrap_or_default()
+                )),
+                _ => Error::from_code(rc),
+            });
+        }
+        // SAFETY: the handle was just created and is owned by nobody else.
+        unsafe { Self::adopt(handle, client_id, options.receive_capacity) }
+    }
+
+    /// Takes ownership of a handle made by C code with `MQTTClient_create` and
+    /// registers this crate's callbacks on it (`MQTTClient_setCallbacks`).
+    ///
+    /// # Safety
+    /// `handle` must be a valid, not connected handle that nothing else uses or
+    /// destroys from now on.
+    pub unsafe fn from_raw(handle: ffi::MQTTClient, receive_capacity: usize) -> Result<Client> {
+        callbacks::check_not_in_callback()?;
+        if handle.is_null() {
+            return Err(Error::Library(ffi::MQTTCLIENT_NULL_PARAMETER));
+        }
+        // SAFETY: guaranteed by the caller.
+        unsafe { Self::adopt(handle, "", receive_capacity) }
+    }
+
+    /// # Safety
+    /// As for [`Client::from_raw`]; on error the handle is destroyed.
+    unsafe fn adopt(mut handle: ffi::MQTTClient, client_id: &str, capacity: usize) -> Result<Client> {
+        let ctx = Box::new(Context::new(client_id, capacity));
+        let context = &*ctx as *const Context as *mut std::os::raw::c_void;
+        // SAFETY: `context` stays valid until after MQTTClient_destroy (see Drop).
+        let rc = unsafe {
+            ffi::MQTTClient_setCallbacks(
+                handle,
+                context,
+                Some(callbacks::connection_lost),
+                Some(callbacks::message_arrived),
+                Some(callbacks::delivery_complete),
+            )
+        };
+        if let Err(e) = check(rc) {
+            // SAFETY: the handle is ours and no callback was registered.
+            unsafe { ffi::MQTTClient_destroy(&mut handle) };
+            return Err(e);
+        }
+        Ok(Client {
+            inner: ManuallyDrop::new(Inner {
+                handle,
+                ctx,
+                command_timeout: RwLock::new(()),
+            }),
+        })
+    }
+
+    /// The `MQTTClient` handle, for calling [`crate::ffi`] functions directly.
+    /// It stays owned by this `Client`: do not destroy it, and do not call
+    /// `MQTTClient_setCallbacks` on it.
+    pub fn as_raw(&self) -> ffi::MQTTClient {
+        self.inner.handle
+    }
+
+    /// The client id given to [`Client::create`].
+    pub fn client_id(&self) -> &str {
+        &self.inner.ctx.client_id
+    }
+
+    fn ctx(&self) -> &Context {
+        &self.inner.ctx
+    }
+
+    /// Checks made at the start of every call: not on the library's callback
+    /// thread, and reports a panic caught in a callback since the last call.
+    fn enter(&self) -> Result<()> {
+        callbacks::check_not_in_callback()?;
+        match self.ctx().take_panic() {
+            Some(msg) => Err(Error::CallbackPanicked(msg)),
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces the callbacks (`MQTTClient_setCallbacks`). Unlike the C
+    /// function this works while connected too. With a message-arrived callback
+    /// set, `receive` returns [`Error::CallbacksSet`]; without one, messages go to
+    /// the receive queue.
+    pub fn set_callbacks(&mut self, callbacks: Callbacks) -> Result<()> {
+        if callbacks::inside() != Inside::Nothing {
+            return Err(Error::CalledFromCallback);
+        }
+        self.enter()?;
+        self.ctx().slots.set(callbacks);
+        Ok(())
+    }
+
+    /// Sends every message that arrives from now on to the returned
+    /// [`Receiver`] (removing a message-arrived callback), so a thread of your
+    /// own can handle them, and call client methods while doing so.
+    pub fn start_consuming(&self) -> Receiver {
+        self.ctx().slots.clear_message_callback();
+        Receiver::new(self.ctx().queue.clone())
+    }
+
+    /// Connects to the broker (`MQTTClient_connect`). A CONNACK refusal is
+    /// [`Error::ConnectionRefused`] with the broker's return code.
+    ///
+    /// May be called from a connection-lost callback to reconnect.
+    pub fn connect(&self, options: &ConnectOptions) -> Result<ConnectResponse> {
+        self.enter()?;
+        let mut raw = options.raw()?;
+        let handle = self.inner.handle;
+        let mut returned = (0, 0, String::new());
+        let rc = raw.with(|c| {
+            // SAFETY: `c` and everything it points to live until `with` returns.
+            let rc = unsafe { ffi::MQTTClient_connect(handle, c) };
+            if rc == ffi::MQTTCLIENT_SUCCESS {
+                returned.0 = c.returned.sessionPresent;
+                returned.1 = c.returned.MQTTVersion;
+                if !c.returned.serverURI.is_null() {
+                    // SAFETY: on success the library points this at a URI string
+                    // that lives at least until the next connect.
+                    returned.2 = unsafe { CStr::from_ptr(c.returned.serverURI) }
+                        .to_string_lossy()
+                        .into_owned();
+                }
+            }
+            rc
+        });
+        check(rc)?;
+        let ctx = self.ctx();
+        {
+            let mut s = lock(&ctx.state);
+            s.clean_session = options.is_clean_session();
+            s.deliveries.set_limit(options.inflight_limit());
+        }
+        ctx.set_connected(true, options.is_clean_session());
+        Ok(ConnectResponse {
+            session_present: returned.0 != 0,
+            mqtt_version: MqttVersion::from_raw(returned.1),
+            server_uri: returned.2,
+        })
+    }
+
+    /// Disconnects (`MQTTClient_disconnect`), first waiting up to `timeout` for
+    /// QoS 1/2 messages in flight to complete.
+    pub fn disconnect(&self, timeout: Duration) -> Result<()> {
+        self.enter()?;
+        let ctx = self.ctx();
+        let deadline = Instant::now() + timeout;
+        // Wait for acknowledgements here: the library's own wait loop sleeps
+        // in 100 ms steps.
+        {
+            let mut s = lock(&ctx.state);
+            while !s.deliveries.is_empty() && ctx.is_connected() {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                s = ctx
+                    .state_changed
+                    .wait_timeout(s, deadline - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            }
+        }
+        let rest = deadline.saturating_duration_since(Instant::now());
+        let ms = c_int::try_from(rest.as_millis()).unwrap_or(c_int::MAX);
+        let rc = {
+            let _quiet = ctx.quiesce();
+            // SAFETY: valid handle; message callbacks are quiesced (see context.rs).
+            unsafe { ffi::MQTTClient_disconnect(self.inner.handle, ms) }
+        };
+        let clean = lock(&ctx.state).clean_session;
+        ctx.set_connected(false, clean);
+        check(rc)
+    }
+
+    /// Whether the client is connected (`MQTTClient_isConnected`). Inside a
+    /// callback the crate's own record is returned instead of asking the library.
+    pub fn is_connected(&self) -> bool {
+        if callbacks::inside() == Inside::LibraryThread {
+            return self.ctx().is_connected();
+        }
+        // SAFETY: valid handle.
+        unsafe { ffi::MQTTClient_isConnected(self.inner.handle) != 0 }
+    }
+
+    /// Waits until a QoS 1/2 publish may enter the library's in-flight window.
+    fn wait_for_room(&self) {
+        let ctx = self.ctx();
+        let mut s = lock(&ctx.state);
+        while ctx.is_connected() && !s.deliveries.has_room() {
+            s = ctx
+                .state_changed
+                .wait(s)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Runs a publish call, keeping the token bookkeeping.
+    fn publish_raw(&self, qos: QoS, call: impl FnOnce(&mut ffi::MQTTClient_deliveryToken) -> Result<c_int>) -> Result<DeliveryToken> {
+        let ctx = self.ctx();
+        self.wait_for_room();
+        let tracked = qos != QoS::AtMostOnce;
+        if tracked {
+            lock(&ctx.state).deliveries.begin();
+        }
+        let mut token: ffi::MQTTClient_deliveryToken = 0;
+        let rc = call(&mut token);
+        if tracked {
+            let ok = matches!(rc, Ok(ffi::MQTTCLIENT_SUCCESS));
+            lock(&ctx.state).deliveries.end(ok.then_some(token));
+            ctx.state_changed.notify_all();
+        }
+        check(rc?)?;
+        Ok(DeliveryToken::from_id(token))
+    }
+
+    /// Publishes `payload` to `topic` (`MQTTClient_publish`); the payload is
+    /// passed to C without a copy. Returns the delivery token (0 for QoS 0).
+    ///
+    /// When the in-flight window is full (one message with
+    /// `reliable(true)`), waits for an acknowledgement first.
+    pub fn publish(&self, topic: &str, payload: &[u8], qos: QoS, retained: bool) -> Result<DeliveryToken> {
+        self.enter()?;
+        validate_topic(topic)?;
+        let len = check_payload_len(payload.len())?;
+        let handle = self.inner.handle;
+        self.publish_raw(qos, |token| {
+            with_cstr(topic, "topic", |t| {
+                // SAFETY: valid handle; `t` and `payload` outlive the call,
+                // which copies both.
+                unsafe {
+                    ffi::MQTTClient_publish(handle, t, len, payload.as_ptr().cast(), qos as c_int, c_int::from(retained), token)
+                }
+            })
+        })
+    }
+
+    /// Publishes a [`Message`] to `topic` (`MQTTClient_publishMessage`).
+    pub fn publish_message(&self, topic: &str, message: &Message) -> Result<DeliveryToken> {
+        self.enter()?;
+        validate_topic(topic)?;
+        let mut raw = message.raw()?;
+        let handle = self.inner.handle;
+        self.publish_raw(message.qos(), |token| {
+            with_cstr(topic, "topic", |t| {
+                // SAFETY: valid handle; `raw` borrows the message's payload,
+                // alive for the call, which copies it.
+                unsafe { ffi::MQTTClient_publishMessage(handle, t, &mut raw, token) }
+            })
+        })
+    }
+
+    /// Waits until the publish with `token` is acknowledged
+    /// (`MQTTClient_waitForCompletion`). Returns as soon as the acknowledgement
+    /// arrives; [`Error::Timeout`] after `timeout`; [`Error::Disconnected`] when the
+    /// client is (or gets) disconnected first. A token that is not in flight
+    /// (already complete, or QoS 0) returns `Ok` at once.
+    pub fn wait_for_completion(&self, token: DeliveryToken, timeout: Duration) -> Result<()> {
+        self.enter()?;
+        let ctx = self.ctx();
+        let deadline = Instant::now().checked_add(timeout);
+        let mut s = lock(&ctx.state);
+        loop {
+            if !s.deliveries.is_pending(token.id()) {
+                return Ok(());
+            }
+            if !ctx.is_connected() {
+                return Err(Error::Disconnected);
+            }
+            s = match deadline {
+                None => ctx.state_changed.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(Error::Timeout);
+                    }
+                    ctx.state_changed
+                        .wait_timeout(s, deadline - now)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    /// The tokens of QoS 1/2 publishes not yet complete, as the library lists
+    /// them (`MQTTClient_getPendingDeliveryTokens`).
+    pub fn pending_delivery_tokens(&self) -> Result<Vec<DeliveryToken>> {
+        self.enter()?;
+        let mut tokens: *mut ffi::MQTTClient_deliveryToken = ptr::null_mut();
+        // SAFETY: valid handle and out pointer.
+        check(unsafe { ffi::MQTTClient_getPendingDeliveryTokens(self.inner.handle, &mut tokens) })?;
+        let mut out = Vec::new();
+        if !tokens.is_null() {
+            // SAFETY: the library returns an array terminated by -1, which we
+            // free with MQTTClient_free.
+            unsafe {
+                let mut p = tokens;
+                while *p != -1 {
+                    out.push(DeliveryToken::from_id(*p));
+                    p = p.add(1);
+                }
+                ffi::MQTTClient_free(tokens.cast());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Subscribes to a topic filter (`MQTTClient_subscribe`, through
+    /// `MQTTClient_subscribeMany` to learn the granted QoS). Returns the QoS the
+    /// broker granted; a refusal (SUBACK `0x80`) is [`Error::SubscriptionRefused`].
+    pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS> {
+        Ok(self.subscribe_many(&[(filter, qos)])?[0])
+    }
+
+    /// Subscribes to several filters in one SUBSCRIBE
+    /// (`MQTTClient_subscribeMany`); returns the granted QoS of each. If the
+    /// broker refuses some, [`Error::SubscriptionRefused`] names them and the
+    /// others stay subscribed.
+    pub fn subscribe_many(&self, filters: &[(&str, QoS)]) -> Result<Vec<QoS>> {
+        self.enter()?;
+        if filters.is_empty() {
+            return Err(Error::InvalidArgument("subscribe_many needs at least one filter".into()));
+        }
+        let names = filters
+            .iter()
+            .map(|(f, _)| validate_filter(f).and_then(|()| cstring(f, "topic filter")))
+            .collect::<Result<Vec<_>>>()?;
+        let ptrs: Vec<*mut c_char> = names.iter().map(|n| n.as_ptr() as *mut c_char).collect();
+        let mut qos: Vec<c_int> = filters.iter().map(|(_, q)| *q as c_int).collect();
+        let count = c_int::try_from(filters.len()).map_err(|_| Error::InvalidArgument("too many filters".into()))?;
+        let rc = {
+            let _t = self.inner.command_timeout.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // SAFETY: valid handle; `ptrs` and `qos` hold `count` entries each and
+            // outlive the call; the library writes the granted QoS into `qos`.
+            unsafe { ffi::MQTTClient_subscribeMany(self.inner.handle, count, ptrs.as_ptr(), qos.as_mut_ptr()) }
+        };
+        check(rc)?;
+        let refused: Vec<String> = filters
+            .iter()
+            .zip(&qos)
+            .filter(|(_, &q)| q == ffi::MQTT_BAD_SUBSCRIBE)
+            .map(|((f, _), _)| (*f).to_owned())
+            .collect();
+        if !refused.is_empty() {
+            return Err(Error::SubscriptionRefused(refused));
+        }
+        qos.into_iter().map(QoS::try_from).collect()
+    }
+
+    /// Unsubscribes from a topic filter (`MQTTClient_unsubscribe`).
+    pub fn unsubscribe(&self, filter: &str) -> Result<()> {
+        self.unsubscribe_many(&[filter])
+    }
+
+    /// Unsubscribes from several filters in one UNSUBSCRIBE
+    /// (`MQTTClient_unsubscribeMany`).
+    pub fn unsubscribe_many(&self, filters: &[&str]) -> Result<()> {
+        self.enter()?;
+        if filters.is_empty() {
+            return Err(Error::InvalidArgument("unsubscribe_many needs at least one filter".into()));
+        }
+        let names = filters
+            .iter()
+            .map(|f| validate_filter(f).and_then(|()| cstring(f, "topic filter")))
+            .collect::<Result<Vec<_>>>()?;
+        let ptrs: Vec<*mut c_char> = names.iter().map(|n| n.as_ptr() as *mut c_char).collect();
+        let count = c_int::try_from(filters.len()).map_err(|_| Error::InvalidArgument("too many filters".into()))?;
+        let _t = self.inner.command_timeout.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // SAFETY: valid handle; `ptrs` holds `count` strings alive for the call.
+        check(unsafe { ffi::MQTTClient_unsubscribeMany(self.inner.handle, count, ptrs.as_ptr()) })
+    }
+
+    /// Waits up to `timeout` for the next message (`MQTTClient_receive`);
+    /// `Ok(None)` when none came. Works whatever other clients of the process
+    /// do (the C function fails once any client uses callbacks). Errors:
+    /// [`Error::CallbacksSet`] when a message-arrived callback is set,
+    /// [`Error::Disconnected`] when the client is not connected (or the connection
+    /// is lost while waiting) and no message is queued.
+    pub fn receive(&self, timeout: Duration) -> Result<Option<(String, Message)>> {
+        self.enter()?;
+        let ctx = self.ctx();
+        if ctx.slots.has_message_callback() {
+            return Err(Error::CallbacksSet);
+        }
+        let lost = ctx.queue.lost_count();
+        if !ctx.is_connected() {
+            return match ctx.queue.try_pop() {
+                Popped::Item(item) => Ok(Some(item)),
+                _ => Err(Error::Disconnected),
+            };
+        }
+        match ctx.queue.pop(Some(timeout), Some(lost)) {
+            Popped::Item(item) => Ok(Some(item)),
+            Popped::TimedOut => Ok(None),
+            Popped::Lost | Popped::Closed => Err(Error::Disconnected),
+        }
+    }
+
+    /// How long subscribe and unsubscribe wait for the broker's
+    /// acknowledgement (`MQTTClient_setCommandTimeout`; at least 5 s, default 10 s).
+    pub fn set_command_timeout(&self, timeout: Duration) -> Result<()> {
+        let ms = std::os::raw::c_ulong::try_from(timeout.as_millis())
+            .map_err(|_| Error::InvalidArgument("command timeout too long".into()))?;
+        if ms < 5000 {
+            return Err(Error::InvalidArgument("command timeout must be at least 5 s".into()));
+        }
+        let _t = self.inner.command_timeout.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // SAFETY: valid handle; the write lock keeps subscribe and unsubscribe,
+        // which read the value, from running at the same time.
+        check(unsafe { ffi::MQTTClient_setCommandTimeout(self.inner.handle, ms) })
+    }
+}
+
+impl Inner {
+    /// Disconnects and destroys the C client, then frees the context. Must not
+    /// run on a thread inside one of this client's callbacks.
+    fn shutdown(mut self) {
+        let ctx = &self.ctx;
+        ctx.close();
+        // SAFETY: valid handle.
+        if unsafe { ffi::MQTTClient_isConnected(self.handle) } != 0 {
+            // SAFETY: valid handle; no callback of this client runs (close()).
+            unsafe { ffi::MQTTClient_disconnect(self.handle, 0) };
+        }
+        // Callbacks that started meanwhile left the message with the library;
+        // wait until the library's thread is past them too.
+        ctx.wait_idle();
+        // SAFETY: valid handle, destroyed once; nothing uses it afterwards.
+        unsafe { ffi::MQTTClient_destroy(&mut self.handle) };
+        ctx.wait_idle();
+        ctx.connected.store(false, SeqCst);
+        ctx.queue.close();
+        // `self.ctx` is freed here: no callback can reach it any more.
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // SAFETY: `inner` is taken once, here, and not used afterwards.
+        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
+        if callbacks::inside() == Inside::Nothing {
+            inner.shutdown();
+            return;
+        }
+        // Inside a callback: the library's thread (or this connection-lost
+        // handler) is still using the client; finish on a helper thread once
+        // the callback has returned.
+        // If the thread cannot start, the closure is dropped: `ManuallyDrop`
+        // then leaks the client instead of freeing memory C still uses.
+        let inner = ManuallyDrop::new(inner);
+        let spawned = std::thread::Builder::new()
+            .name("paho-drop".into())
+            .spawn(move || ManuallyDrop::into_inner(inner).shutdown());
+        if let Err(e) = spawned {
+            log::error!("paho-mqtt-sync: cannot start the thread that destroys a client dropped in a callback ({e}); leaking it");
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id())
+            .field("connected", &self.ctx().is_connected())
+            .finish()
+    }
+}

@@ -1,0 +1,305 @@
+//! The callback context: the state a client shares with the C library's
+//! callback thread. Its address is the `context` pointer given to
+//! `MQTTClient_setCallbacks`, so it lives in a `Box` that never moves and is
+//! freed only after `MQTTClient_destroy` and after the last callback returned.
+//!
+//! # Coordinating with the library's callback thread
+//!
+//! `MQTTClient_run` (MQTTClient.c) calls `messageArrived` with the library's
+//! mutex released, and after the callback returns it takes the mutex again and
+//! touches the client (`ListRemove(m->c->messageQueue, qe)`). A
+//! `MQTTClient_disconnect` of a clean session (which frees the queued messages)
+//! or a `MQTTClient_destroy` that runs in that short window frees memory the
+//! callback thread is about to use. C programs have the same race; this crate
+//! closes it on its side:
+//!
+//! 1. while disconnecting or dropping, message callbacks are *quiesced*: a
+//!    callback that starts leaves the message with the library (returns 0) and
+//!    runs no user code;
+//! 2. it waits until no message callback of the client is running;
+//! 3. it waits until the callback thread has provably passed the window after
+//!    the last message callback: it entered another callback (any client) or
+//!    ended, or — when the process is quiet — [`GRACE`] has passed.
+//!
+//! Only then does it call into C.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::callbacks::Slots;
+use crate::delivery::Deliveries;
+use crate::queue::MessageQueue;
+
+/// How long after a message callback returned the library's thread is assumed
+/// to be past its post-callback bookkeeping when no later callback proves it.
+/// That bookkeeping is a few dozen instructions; this only matters when a
+/// client is disconnected or dropped right after a message and nothing else
+/// happens in the process.
+pub(crate) const GRACE: Duration = Duration::from_millis(100);
+
+/// Counts entries into callbacks on the library's callback thread (and its
+/// exit). The thread runs one callback at a time, so a change of this counter
+/// after a callback returned proves the thread finished with that callback.
+pub(crate) static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Nanoseconds since the first call, plus one (0 is "never").
+fn now_nanos() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// Locks a mutex, ignoring poisoning: user code never runs while one of the
+/// crate's own locks is held, and the data stays consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Connection state and tokens in flight.
+pub(crate) struct State {
+    pub(crate) deliveries: Deliveries,
+    /// Whether the current (or last) connection used a clean session.
+    pub(crate) clean_session: bool,
+}
+
+/// When a message callback last returned.
+struct Exit {
+    epoch: AtomicU64,
+    at: AtomicU64,
+}
+
+impl Exit {
+    const fn new() -> Self {
+        Exit {
+            epoch: AtomicU64::new(0),
+            at: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, epoch: u64) {
+        self.epoch.store(epoch, SeqCst);
+        self.at.store(now_nanos(), SeqCst);
+    }
+
+    /// Waits until the library's thread is known to be past this exit.
+    fn wait_passed(&self) {
+        let at = self.at.load(SeqCst);
+        if at == 0 {
+            return;
+        }
+        let epoch = self.epoch.load(SeqCst);
+        let grace = GRACE.as_nanos() as u64;
+        loop {
+            if EPOCH.load(SeqCst) != epoch {
+                return;
+            }
+            let waited = now_nanos().saturating_sub(at);
+            if waited >= grace {
+                return;
+            }
+            std::thread::sleep(Duration::from_nanos((grace - waited).min(1_000_000)));
+        }
+    }
+}
+
+pub(crate) struct Context {
+    /// For log messages.
+    pub(crate) client_id: String,
+    pub(crate) state: Mutex<State>,
+    pub(crate) state_changed: Condvar,
+    pub(crate) connected: AtomicBool,
+    pub(crate) queue: Arc<MessageQueue>,
+    pub(crate) slots: Slots,
+    /// The client is being dropped: callbacks run no user code.
+    pub(crate) closing: AtomicBool,
+    /// Disconnects in progress: message callbacks leave messages with the library.
+    quiescing: AtomicUsize,
+    /// Message-arrived callbacks running now.
+    active_messages: AtomicUsize,
+    /// All callbacks running now, including connection-lost handlers on their own threads.
+    active: AtomicUsize,
+    /// Threads in [`Context::wait_until`]; callbacks only signal when there are some.
+    waiters: AtomicUsize,
+    idle: (Mutex<()>, Condvar),
+    /// Last return of a message callback that took ownership of the message.
+    last_consumed: Exit,
+    /// Last return of any message callback.
+    last_returned: Exit,
+    /// A panic caught in a callback, reported by the next API call.
+    panic: Mutex<Option<String>>,
+}
+
+impl Context {
+    pub(crate) fn new(client_id: &str, receive_capacity: usize) -> Self {
+        Context {
+            client_id: client_id.to_owned(),
+            state: Mutex::new(State {
+                deliveries: Deliveries::new(),
+                clean_session: true,
+            }),
+            state_changed: Condvar::new(),
+            connected: AtomicBool::new(false),
+            queue: Arc::new(MessageQueue::new(receive_capacity)),
+            slots: Slots::default(),
+            closing: AtomicBool::new(false),
+            quiescing: AtomicUsize::new(0),
+            active_messages: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
+            idle: (Mutex::new(()), Condvar::new()),
+            last_consumed: Exit::new(),
+            last_returned: Exit::new(),
+            panic: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected.load(SeqCst)
+    }
+
+    /// Records the connection state and wakes everyone waiting on it.
+    pub(crate) fn set_connected(&self, connected: bool, clean_session_ended: bool) {
+        {
+            let mut s = lock(&self.state);
+            self.connected.store(connected, SeqCst);
+            if clean_session_ended {
+                // The library emptied its in-flight lists (MQTTClient_cleanSession).
+                s.deliveries.clear();
+            }
+        }
+        self.state_changed.notify_all();
+        if !connected {
+            self.queue.connection_lost();
+        }
+    }
+
+    /// Should callbacks leave user code and messages alone?
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.closing.load(SeqCst) || self.quiescing.load(SeqCst) > 0
+    }
+
+    /// Marks the start of a callback; `message` for message-arrived. The
+    /// returned guard marks its end.
+    pub(crate) fn enter(&self, message: bool) -> Active<'_> {
+        self.active.fetch_add(1, SeqCst);
+        if message {
+            self.active_messages.fetch_add(1, SeqCst);
+        }
+        Active {
+            ctx: self,
+            message,
+            consumed: false,
+        }
+    }
+
+    /// Blocks new message deliveries until the guard is dropped, then waits
+    /// for running ones and for the library's thread to be past them.
+    pub(crate) fn quiesce(&self) -> Quiesced<'_> {
+        self.quiescing.fetch_add(1, SeqCst);
+        self.queue.wake_producers();
+        self.wait_until(|| self.active_messages.load(SeqCst) == 0);
+        self.last_consumed.wait_passed();
+        Quiesced(self)
+    }
+
+    /// For dropping: stops all user code and waits for every callback
+    /// (including connection-lost handlers) to finish.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, SeqCst);
+        self.queue.wake_producers();
+        self.wait_idle();
+    }
+
+    /// Waits until no callback runs and the library's thread is past the last
+    /// message callback, so the C client can be disconnected and destroyed.
+    pub(crate) fn wait_idle(&self) {
+        self.wait_until(|| self.active.load(SeqCst) == 0);
+        self.last_returned.wait_passed();
+    }
+
+    fn wait_until(&self, done: impl Fn() -> bool) {
+        self.waiters.fetch_add(1, SeqCst);
+        let mut g = lock(&self.idle.0);
+        while !done() {
+            g = self
+                .idle
+                .1
+                .wait_timeout(g, Duration::from_millis(50))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        drop(g);
+        self.waiters.fetch_sub(1, SeqCst);
+    }
+
+    /// Keeps a panic message for the next API call.
+    pub(crate) fn record_panic(&self, what: &str, payload: Box<dyn std::any::Any + Send>) {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_owned());
+        let text = format!("{what} callback of client {:?}: {text}", self.client_id);
+        log::error!("paho-mqtt-sync: caught a panic in the {text}");
+        *lock(&self.panic) = Some(text);
+    }
+
+    /// The panic caught since the last call, if any.
+    pub(crate) fn take_panic(&self) -> Option<String> {
+        lock(&self.panic).take()
+    }
+}
+
+/// A running callback (see [`Context::enter`]).
+pub(crate) struct Active<'a> {
+    ctx: &'a Context,
+    message: bool,
+    consumed: bool,
+}
+
+impl Active<'_> {
+    /// The callback took ownership of the message (it returns 1 to C).
+    pub(crate) fn consumed(&mut self) {
+        self.consumed = true;
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.ctx.leave(self.message, self.consumed);
+    }
+}
+
+impl Context {
+    /// The end of a callback (see [`Context::enter`]).
+    fn leave(&self, message: bool, consumed: bool) {
+        if message {
+            let epoch = EPOCH.load(SeqCst);
+            self.last_returned.record(epoch);
+            if consumed {
+                self.last_consumed.record(epoch);
+            }
+            self.active_messages.fetch_sub(1, SeqCst);
+        }
+        self.active.fetch_sub(1, SeqCst);
+        if self.waiters.load(SeqCst) > 0 {
+            let _g = lock(&self.idle.0);
+            self.idle.1.notify_all();
+        }
+    }
+
+    /// The end of a callback that ran on a thread of this crate.
+    pub(crate) fn leave_detached(&self) {
+        self.leave(false, false);
+    }
+}
+
+/// Message deliveries are blocked while this lives (see [`Context::quiesce`]).
+pub(crate) struct Quiesced<'a>(&'a Context);
+
+impl Drop for Quiesced<'_> {
+    fn drop(&mut self) {
+        self.0.quiescing.fetch_sub(1, SeqCst);
+    }
+}

@@ -1,0 +1,168 @@
+//! A thin, safe binding over the Eclipse Paho MQTT C **synchronous** client
+//! (`MQTTClient.h`, `libpaho-mqtt3c`).
+//!
+//! The safe API mirrors the C one call for call, with the same return codes
+//! ([`Error::code`]):
+//!
+//! | C | Rust |
+//! |---|---|
+//! | `MQTTClient_create` / `createWithOptions` | [`Client::create`] / [`Client::create_with_options`] |
+//! | `MQTTClient_setCallbacks` | [`Client::set_callbacks`] with [`Callbacks`] |
+//! | `MQTTClient_connect` | [`Client::connect`] with [`ConnectOptions`], [`WillOptions`] |
+//! | `MQTTClient_publish` / `publishMessage` | [`Client::publish`] / [`Client::publish_message`] |
+//! | `MQTTClient_waitForCompletion` | [`Client::wait_for_completion`] |
+//! | `MQTTClient_getPendingDeliveryTokens` | [`Client::pending_delivery_tokens`] |
+//! | `MQTTClient_subscribe` / `subscribeMany` | [`Client::subscribe`] / [`Client::subscribe_many`] |
+//! | `MQTTClient_unsubscribe` / `unsubscribeMany` | [`Client::unsubscribe`] / [`Client::unsubscribe_many`] |
+//! | `MQTTClient_receive` | [`Client::receive`] (or [`Client::start_consuming`]) |
+//! | `MQTTClient_yield` | [`yield_now`] |
+//! | `MQTTClient_isConnected` | [`Client::is_connected`] |
+//! | `MQTTClient_disconnect` | [`Client::disconnect`] |
+//! | `MQTTClient_setCommandTimeout` | [`Client::set_command_timeout`] |
+//! | `MQTTClient_destroy` | `Drop` |
+//! | `MQTTClient_strerror` | [`Error`]'s `Display` |
+//! | `MQTTClient_getVersionInfo` | [`version_info`] |
+//! | `MQTTClient_setTraceCallback` / `setTraceLevel` | [`set_trace_level`] (to the `log` crate) |
+//!
+//! The raw C API stays available in [`ffi`].
+//!
+//! ```no_run
+//! use paho_mqtt_sync::{Client, ConnectOptions, Persistence, QoS};
+//! use std::time::Duration;
+//!
+//! let client = Client::create("tcp://127.0.0.1:1883", "example", Persistence::None)?;
+//! client.connect(&ConnectOptions::new().keep_alive_interval(Duration::from_secs(30)))?;
+//! client.subscribe("demo/#", QoS::AtLeastOnce)?;
+//! let token = client.publish("demo/hello", b"hi", QoS::AtLeastOnce, false)?;
+//! client.wait_for_completion(token, Duration::from_secs(5))?;
+//! if let Some((topic, msg)) = client.receive(Duration::from_secs(5))? {
+//!     println!("{topic}: {:?}", msg.payload_str());
+//! }
+//! client.disconnect(Duration::from_secs(1))?;
+//! # Ok::<(), paho_mqtt_sync::Error>(())
+//! ```
+//!
+//! # How this differs from calling the C library directly
+//!
+//! * Every client runs in the library's callback mode, whatever the user set:
+//!   acknowledgements complete tokens from the `deliveryComplete` callback, so
+//!   [`Client::wait_for_completion`] returns as soon as the broker answers
+//!   (the C function polls in 100 ms steps), and messages without a
+//!   message-arrived callback wait in a queue for [`Client::receive`] (the C
+//!   function fails process-wide once any client uses callbacks).
+//! * Calling a client method inside a message-arrived or delivery-complete
+//!   callback returns [`Error::CalledFromCallback`] instead of deadlocking;
+//!   connection-lost callbacks run on their own thread and may call anything.
+//! * Panics in callbacks are caught and reported by the next call.
+//! * File persistence needs an explicit directory ([`Persistence::File`]).
+//! * The library ignores `SIGPIPE` for the whole process, as the Rust runtime
+//!   already does for Rust programs.
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod callbacks;
+mod client;
+mod context;
+mod cstr;
+mod delivery;
+mod error;
+pub mod ffi;
+mod message;
+mod options;
+mod queue;
+mod topic;
+mod trace;
+
+use std::ffi::CStr;
+use std::sync::OnceLock;
+
+pub use callbacks::Callbacks;
+pub use client::{Client, ConnectResponse};
+pub use delivery::DeliveryToken;
+pub use error::{ConnectReturnCode, Error, Result};
+pub use message::{Message, QoS, MAX_PAYLOAD};
+pub use options::{ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY};
+pub use queue::{IntoIter, Receiver};
+pub use topic::{topic_matches, validate_filter, validate_topic, MAX_TOPIC_LEN};
+pub use trace::{set_trace_level, TraceLevel, TRACE_TARGET};
+
+/// The library's own description of itself (`MQTTClient_getVersionInfo`):
+/// pairs such as `("Product name", ...)`, `("Version", "1.3.16")`,
+/// `("Build level", ...)`.
+pub fn version_info() -> &'static [(&'static str, &'static str)] {
+    static INFO: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let mut out = Vec::new();
+        // SAFETY: MQTTClient_getVersionInfo returns a static array terminated by
+        // a NULL name; names and values are string literals (or static OpenSSL
+        // strings), valid for the whole program. It rewrites the same static
+        // array on every call, so it is called once, here.
+        unsafe {
+            let mut p = ffi::MQTTClient_getVersionInfo();
+            while !p.is_null() && !(*p).name.is_null() {
+                let text = |s: *const std::os::raw::c_char| {
+                    if s.is_null() {
+                        ""
+                    } else {
+                        CStr::from_ptr(s).to_str().unwrap_or("?")
+                    }
+                };
+                out.push((text((*p).name), text((*p).value)));
+                p = p.add(1);
+            }
+        }
+        out
+    })
+}
+
+/// The version of the linked Paho C library, such as `"1.3.16"`.
+pub fn library_version() -> &'static str {
+    version_info()
+        .iter()
+        .find(|(name, _)| *name == "Version")
+        .map_or("unknown", |(_, v)| *v)
+}
+
+/// Checks once that the linked library is the release line the bindings were
+/// generated for (same major and minor version; the structs of 1.3.x agree).
+pub(crate) fn check_library() -> Result<()> {
+    static CHECK: OnceLock<Result<()>> = OnceLock::new();
+    CHECK
+        .get_or_init(|| {
+            let found = library_version();
+            let expected = ffi::BINDINGS_VERSION;
+            let line = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+            if line(found) == line(expected) {
+                if found != expected {
+                    log::debug!("paho-mqtt-sync: Paho C {found} linked, bindings made for {expected}");
+                }
+                Ok(())
+            } else {
+                Err(Error::IncompatibleLibrary {
+                    found: found.to_owned(),
+                    expected,
+                })
+            }
+        })
+        .clone()
+}
+
+/// `MQTTClient_yield`: lets the library process network traffic for 100 ms.
+///
+/// Never needed with this crate: every client runs in callback mode, where the
+/// library's own thread does that work (in that mode the C function just
+/// sleeps 100 ms). Kept for parity with C code being ported.
+pub fn yield_now() {
+    // SAFETY: takes no arguments; safe from any thread.
+    unsafe { ffi::MQTTClient_yield() }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_is_known() {
+        assert!(super::library_version().starts_with("1.3."), "{:?}", super::version_info());
+        assert!(super::check_library().is_ok());
+        assert!(super::version_info().iter().any(|(n, _)| *n == "Product name"));
+    }
+}

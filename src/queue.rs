@@ -1,0 +1,299 @@
+//! The bounded queue between the library's callback thread and the threads
+//! that call `receive` or hold a [`Receiver`].
+//!
+//! It replaces `MQTTClient_receive`, which fails for every client of the
+//! process once any client uses callbacks: here every client runs in callback
+//! mode and messages without a message-arrived callback land in this queue.
+//! The queue grows on demand up to its capacity (no up-front allocation); when
+//! it is full, the callback thread waits for room, which pushes back on the
+//! broker through TCP.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::message::Message;
+
+pub(crate) type Item = (String, Message);
+
+struct State {
+    items: VecDeque<Item>,
+    capacity: usize,
+    /// The client is gone: nothing more will be pushed.
+    closed: bool,
+    /// Bumped on every connection loss, to wake `receive` callers.
+    lost: u64,
+}
+
+pub(crate) struct MessageQueue {
+    state: Mutex<State>,
+    not_empty: Condvar,
+    not_full: Condvar,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What a blocking pop ended with.
+pub(crate) enum Popped {
+    Item(Item),
+    TimedOut,
+    Closed,
+    /// The connection was lost while waiting (`receive` reports it).
+    Lost,
+}
+
+impl MessageQueue {
+    pub(crate) fn new(capacity: usize) -> Self {
+        MessageQueue {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                capacity: capacity.max(1),
+                closed: false,
+                lost: 0,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+        }
+    }
+
+    /// Appends an item, waiting while the queue is full. Gives the item back
+    /// when `give_up()` turns true (checked under the queue lock, so a waker
+    /// must call [`MessageQueue::wake_producers`] after changing its answer) or
+    /// the queue is closed.
+    pub(crate) fn push(&self, item: Item, give_up: impl Fn() -> bool) -> Result<(), Item> {
+        let mut s = lock(&self.state);
+        loop {
+            if s.closed || give_up() {
+                return Err(item);
+            }
+            if s.items.len() < s.capacity {
+                s.items.push_back(item);
+                drop(s);
+                self.not_empty.notify_one();
+                return Ok(());
+            }
+            s = self.not_full.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Wakes producers waiting for room so they re-check their `give_up`.
+    pub(crate) fn wake_producers(&self) {
+        let _s = lock(&self.state);
+        self.not_full.notify_all();
+    }
+
+    /// Records a connection loss and wakes `receive` callers.
+    pub(crate) fn connection_lost(&self) {
+        let mut s = lock(&self.state);
+        s.lost += 1;
+        self.not_empty.notify_all();
+    }
+
+    /// The current connection-loss count (see [`MessageQueue::pop`]).
+    pub(crate) fn lost_count(&self) -> u64 {
+        lock(&self.state).lost
+    }
+
+    /// No more items will come: wakes everyone.
+    pub(crate) fn close(&self) {
+        let mut s = lock(&self.state);
+        s.closed = true;
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
+    }
+
+    /// Takes the oldest item, waiting up to `timeout` (`None`: forever). With
+    /// `lost_since = Some(n)`, returns [`Popped::Lost`] once the connection-loss
+    /// count differs from `n` and the queue is empty.
+    pub(crate) fn pop(&self, timeout: Option<Duration>, lost_since: Option<u64>) -> Popped {
+        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        let mut s = lock(&self.state);
+        loop {
+            if let Some(item) = s.items.pop_front() {
+                drop(s);
+                self.not_full.notify_one();
+                return Popped::Item(item);
+            }
+            if s.closed {
+                return Popped::Closed;
+            }
+            if lost_since.is_some_and(|n| n != s.lost) {
+                return Popped::Lost;
+            }
+            s = match deadline {
+                None | Some(None) => self.not_empty.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner),
+                Some(Some(deadline)) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Popped::TimedOut;
+                    }
+                    self.not_empty
+                        .wait_timeout(s, deadline - now)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Takes the oldest item without waiting.
+    pub(crate) fn try_pop(&self) -> Popped {
+        let mut s = lock(&self.state);
+        match s.items.pop_front() {
+            Some(item) => {
+                drop(s);
+                self.not_full.notify_one();
+                Popped::Item(item)
+            }
+            None if s.closed => Popped::Closed,
+            None => Popped::TimedOut,
+        }
+    }
+}
+
+/// The receiving end of [`Client::start_consuming`](crate::Client::start_consuming):
+/// the messages that arrive for the client, in order, as `(topic, message)`.
+///
+/// It is `Send`, so it can move to the thread that handles messages; calling
+/// client methods (publish, subscribe...) there is safe, unlike inside a
+/// callback. Several receivers of one client share the messages (each goes to
+/// one of them). Receiving ends with a disconnection error once the client is
+/// dropped and the queue is empty; a lost connection does not end it, so a
+/// consumer thread keeps working across reconnects.
+pub struct Receiver {
+    queue: Arc<MessageQueue>,
+}
+
+impl Receiver {
+    pub(crate) fn new(queue: Arc<MessageQueue>) -> Self {
+        Receiver { queue }
+    }
+
+    /// Waits for the next message; `Err` once the client is gone.
+    pub fn recv(&self) -> Result<(String, Message), RecvError> {
+        match self.queue.pop(None, None) {
+            Popped::Item(item) => Ok(item),
+            _ => Err(RecvError),
+        }
+    }
+
+    /// Waits up to `timeout` for the next message.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<(String, Message), RecvTimeoutError> {
+        match self.queue.pop(Some(timeout), None) {
+            Popped::Item(item) => Ok(item),
+            Popped::TimedOut | Popped::Lost => Err(RecvTimeoutError::Timeout),
+            Popped::Closed => Err(RecvTimeoutError::Disconnected),
+        }
+    }
+
+    /// The next message if one is waiting.
+    pub fn try_recv(&self) -> Result<(String, Message), TryRecvError> {
+        match self.queue.try_pop() {
+            Popped::Item(item) => Ok(item),
+            Popped::Closed => Err(TryRecvError::Disconnected),
+            _ => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// An iterator that waits for each message and ends when the client is gone.
+    pub fn iter(&self) -> impl Iterator<Item = (String, Message)> + '_ {
+        std::iter::from_fn(move || self.recv().ok())
+    }
+}
+
+impl IntoIterator for Receiver {
+    type Item = (String, Message);
+    type IntoIter = IntoIter;
+
+    fn into_iter(self) -> IntoIter {
+        IntoIter(self)
+    }
+}
+
+/// Owning iterator over a [`Receiver`]; ends when the client is gone.
+pub struct IntoIter(Receiver);
+
+impl Iterator for IntoIter {
+    type Item = (String, Message);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.recv().ok()
+    }
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = lock(&self.queue.state);
+        f.debug_struct("Receiver")
+            .field("queued", &s.items.len())
+            .field("capacity", &s.capacity)
+            .field("closed", &s.closed)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::QoS;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread;
+
+    fn item(n: u8) -> Item {
+        (format!("t/{n}"), Message::new(vec![n], QoS::AtMostOnce, false))
+    }
+
+    #[test]
+    fn fifo_timeout_and_close() {
+        let q = MessageQueue::new(4);
+        q.push(item(1), || false).unwrap();
+        q.push(item(2), || false).unwrap();
+        assert!(matches!(q.pop(Some(Duration::ZERO), None), Popped::Item((t, _)) if t == "t/1"));
+        assert!(matches!(q.try_pop(), Popped::Item((t, _)) if t == "t/2"));
+        assert!(matches!(q.pop(Some(Duration::from_millis(10)), None), Popped::TimedOut));
+        q.close();
+        assert!(matches!(q.pop(None, None), Popped::Closed));
+        assert!(q.push(item(3), || false).is_err());
+    }
+
+    #[test]
+    fn full_queue_waits_and_gives_up_on_request() {
+        let q = Arc::new(MessageQueue::new(1));
+        q.push(item(1), || false).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (q2, stop2) = (q.clone(), stop.clone());
+        let producer = thread::spawn(move || q2.push(item(2), || stop2.load(Ordering::SeqCst)).is_err());
+        thread::sleep(Duration::from_millis(30));
+        stop.store(true, Ordering::SeqCst);
+        q.wake_producers();
+        assert!(producer.join().unwrap(), "the producer gave the item back");
+
+        let q2 = q.clone();
+        let producer = thread::spawn(move || q2.push(item(3), || false).is_ok());
+        thread::sleep(Duration::from_millis(30));
+        let rx = Receiver::new(q.clone());
+        assert_eq!(rx.recv().unwrap().0, "t/1");
+        assert!(producer.join().unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().0, "t/3");
+    }
+
+    #[test]
+    fn connection_loss_wakes_receive_only() {
+        let q = Arc::new(MessageQueue::new(8));
+        let n = q.lost_count();
+        let q2 = q.clone();
+        let waiter = thread::spawn(move || matches!(q2.pop(None, Some(n)), Popped::Lost));
+        thread::sleep(Duration::from_millis(20));
+        q.connection_lost();
+        assert!(waiter.join().unwrap());
+        let rx = Receiver::new(q.clone());
+        assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
+        assert_eq!(rx.recv_timeout(Duration::from_millis(5)).unwrap_err(), RecvTimeoutError::Timeout);
+        q.close();
+        assert_eq!(rx.recv().unwrap_err(), RecvError);
+        assert_eq!(rx.into_iter().count(), 0);
+    }
+}
