@@ -360,8 +360,7 @@ pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mu
             // SAFETY: a non-NULL cause is a NUL-terminated string from the library.
             unsafe { CStr::from_ptr(cause) }.to_string_lossy().into_owned()
         });
-        let clean = lock(&ctx.state).clean_session;
-        ctx.set_connected(false, clean);
+        ctx.set_disconnected();
         log::debug!("paho-mqtt-sync: client {:?} lost its connection", ctx.client_id);
         if ctx.closing.load(SeqCst) || lock(&ctx.slots.connection_lost).is_none() {
             return;

@@ -269,13 +269,10 @@ impl Client {
             rc
         });
         check(rc)?;
-        let ctx = self.ctx();
-        {
-            let mut s = lock(&ctx.state);
-            s.clean_session = options.is_clean_session();
-            s.deliveries.set_limit(options.inflight_limit());
-        }
-        ctx.set_connected(true, options.is_clean_session());
+        self.ctx().set_connected(options.is_clean_session(), options.inflight_limit(), || {
+            // SAFETY: valid handle.
+            unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
+        });
         Ok(ConnectResponse {
             session_present: returned.0 != 0,
             mqtt_version: MqttVersion::from_raw(returned.1),
@@ -312,8 +309,7 @@ impl Client {
             // SAFETY: valid handle; message callbacks are quiesced (see context.rs).
             unsafe { ffi::MQTTClient_disconnect(self.inner.handle, ms) }
         };
-        let clean = lock(&ctx.state).clean_session;
-        ctx.set_connected(false, clean);
+        ctx.set_disconnected();
         check(rc)
     }
 

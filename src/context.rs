@@ -61,6 +61,8 @@ pub(crate) struct State {
     pub(crate) deliveries: Deliveries,
     /// Whether the current (or last) connection used a clean session.
     pub(crate) clean_session: bool,
+    /// Connection losses and disconnects so far.
+    pub(crate) losses: u64,
 }
 
 /// When a message callback last returned.
@@ -128,6 +130,8 @@ pub(crate) struct Context {
     last_returned: Exit,
     /// A panic caught in a callback, reported by the next API call.
     panic: Mutex<Option<String>>,
+    /// Mirrors `panic.is_some()`, so API calls need no lock to check it.
+    panicked: AtomicBool,
 }
 
 impl Context {
@@ -137,6 +141,7 @@ impl Context {
             state: Mutex::new(State {
                 deliveries: Deliveries::new(),
                 clean_session: true,
+                losses: 0,
             }),
             state_changed: Condvar::new(),
             connected: AtomicBool::new(false),
@@ -151,6 +156,7 @@ impl Context {
             last_consumed: Exit::new(),
             last_returned: Exit::new(),
             panic: Mutex::new(None),
+            panicked: AtomicBool::new(false),
         }
     }
 
@@ -158,20 +164,48 @@ impl Context {
         self.connected.load(SeqCst)
     }
 
-    /// Records the connection state and wakes everyone waiting on it.
-    pub(crate) fn set_connected(&self, connected: bool, clean_session_ended: bool) {
+    /// The connection ended (connection-lost callback, or `disconnect`).
+    pub(crate) fn set_disconnected(&self) {
         {
             let mut s = lock(&self.state);
-            self.connected.store(connected, SeqCst);
-            if clean_session_ended {
+            s.losses += 1;
+            self.connected.store(false, SeqCst);
+            if s.clean_session {
                 // The library emptied its in-flight lists (MQTTClient_cleanSession).
                 s.deliveries.clear();
             }
         }
         self.state_changed.notify_all();
-        if !connected {
-            self.queue.connection_lost();
+        self.queue.connection_lost();
+    }
+
+    /// `MQTTClient_connect` succeeded with these options. `c_connected` asks
+    /// the library (`MQTTClient_isConnected`); it is called without any of the
+    /// context's locks held, because the delivery-complete callback takes them
+    /// with the library's mutex held.
+    pub(crate) fn set_connected(&self, clean_session: bool, inflight_limit: usize, c_connected: impl Fn() -> bool) {
+        {
+            let mut s = lock(&self.state);
+            s.clean_session = clean_session;
+            s.deliveries.set_limit(inflight_limit);
+            if clean_session {
+                // MQTTClient_connect cleaned the session after the CONNACK.
+                s.deliveries.clear();
+            }
         }
+        // The connection may already be lost again. The library clears its
+        // `connected` flag before calling connection-lost, which counts the loss
+        // here: a state read with no loss counted in between is current.
+        loop {
+            let before = lock(&self.state).losses;
+            let connected = c_connected();
+            let s = lock(&self.state);
+            if s.losses == before {
+                self.connected.store(connected, SeqCst);
+                break;
+            }
+        }
+        self.state_changed.notify_all();
     }
 
     /// Should callbacks leave user code and messages alone?
@@ -243,11 +277,17 @@ impl Context {
         let text = format!("{what} callback of client {:?}: {text}", self.client_id);
         log::error!("paho-mqtt-sync: caught a panic in the {text}");
         *lock(&self.panic) = Some(text);
+        self.panicked.store(true, SeqCst);
     }
 
     /// The panic caught since the last call, if any.
     pub(crate) fn take_panic(&self) -> Option<String> {
-        lock(&self.panic).take()
+        if !self.panicked.load(SeqCst) {
+            return None;
+        }
+        let mut p = lock(&self.panic);
+        self.panicked.store(false, SeqCst);
+        p.take()
     }
 }
 

@@ -70,6 +70,8 @@ pub mod ffi;
 mod message;
 mod options;
 mod queue;
+#[cfg(feature = "ssl")]
+mod ssl;
 mod topic;
 mod trace;
 
@@ -83,6 +85,8 @@ pub use error::{ConnectReturnCode, Error, Result};
 pub use message::{Message, QoS, MAX_PAYLOAD};
 pub use options::{ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY};
 pub use queue::{IntoIter, Receiver};
+#[cfg(feature = "ssl")]
+pub use ssl::{SslOptions, SslVersion};
 pub use topic::{topic_matches, validate_filter, validate_topic, MAX_TOPIC_LEN};
 pub use trace::{set_trace_level, TraceLevel, TRACE_TARGET};
 

@@ -332,7 +332,7 @@ impl ConnectOptions {
         let uri_count = i32::try_from(uris.len())
             .map_err(|_| Error::InvalidArgument("too many server URIs".into()))?;
         #[cfg(feature = "ssl")]
-        let ssl = self.ssl.as_ref().map(|s| s.raw()).transpose()?;
+        let ssl = self.ssl.as_ref().map(crate::ssl::SslOptions::raw).transpose()?;
         Ok(RawConnectOptions {
             opts: self,
             keep_alive,
@@ -424,7 +424,7 @@ impl RawConnectOptions<'_> {
             c.serverURIs = self.uri_ptrs.as_ptr();
         }
         #[cfg(feature = "ssl")]
-        let mut ssl_raw = self.ssl.as_ref().map(|s| s.c_struct());
+        let mut ssl_raw = self.ssl.as_ref().map(crate::ssl::RawSslOptions::c_struct);
         #[cfg(feature = "ssl")]
         if let Some(s) = ssl_raw.as_mut() {
             c.ssl = s;
