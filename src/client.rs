@@ -540,6 +540,7 @@ impl Client {
     /// How long subscribe and unsubscribe wait for the broker's
     /// acknowledgement (`MQTTClient_setCommandTimeout`; at least 5 s, default 10 s).
     pub fn set_command_timeout(&self, timeout: Duration) -> Result<()> {
+        self.enter()?;
         let ms = std::os::raw::c_ulong::try_from(timeout.as_millis())
             .map_err(|_| Error::InvalidArgument("command timeout too long".into()))?;
         if ms < 5000 {

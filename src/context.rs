@@ -43,11 +43,11 @@ pub(crate) const GRACE: Duration = Duration::from_millis(100);
 /// after a callback returned proves the thread finished with that callback.
 pub(crate) static EPOCH: AtomicU64 = AtomicU64::new(0);
 
-/// Nanoseconds since the first call, plus one (0 is "never").
-fn now_nanos() -> u64 {
+/// Milliseconds since the first call, plus one (0 is "never").
+fn now_millis() -> u64 {
     static BASE: OnceLock<Instant> = OnceLock::new();
     let base = *BASE.get_or_init(Instant::now);
-    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
 }
 
 /// Locks a mutex, ignoring poisoning: user code never runs while one of the
@@ -65,42 +65,39 @@ pub(crate) struct State {
     pub(crate) losses: u64,
 }
 
-/// When a message callback last returned.
-struct Exit {
-    epoch: AtomicU64,
-    at: AtomicU64,
-}
+/// When a message callback last returned: the low 24 bits of [`EPOCH`] and a
+/// 40-bit millisecond time, in one atomic so readers see a consistent pair. (A
+/// wrapped epoch can only look unchanged, which makes a waiter wait the full
+/// grace period: the safe side.)
+struct Exit(AtomicU64);
+
+const TIME_BITS: u32 = 40;
+const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
 
 impl Exit {
     const fn new() -> Self {
-        Exit {
-            epoch: AtomicU64::new(0),
-            at: AtomicU64::new(0),
-        }
+        Exit(AtomicU64::new(0))
     }
 
     fn record(&self, epoch: u64) {
-        self.epoch.store(epoch, SeqCst);
-        self.at.store(now_nanos(), SeqCst);
+        let time = now_millis() & TIME_MASK;
+        self.0.store((epoch << TIME_BITS) | time, SeqCst);
     }
 
-    /// Waits until the library's thread is known to be past this exit.
+    /// Waits until the library's thread is known to be past the latest exit.
     fn wait_passed(&self) {
-        let at = self.at.load(SeqCst);
-        if at == 0 {
-            return;
-        }
-        let epoch = self.epoch.load(SeqCst);
-        let grace = GRACE.as_nanos() as u64;
+        let grace = GRACE.as_millis() as u64;
         loop {
-            if EPOCH.load(SeqCst) != epoch {
+            let packed = self.0.load(SeqCst);
+            let at = packed & TIME_MASK;
+            if at == 0 || (EPOCH.load(SeqCst) << TIME_BITS) >> TIME_BITS != packed >> TIME_BITS {
                 return;
             }
-            let waited = now_nanos().saturating_sub(at);
+            let waited = (now_millis() & TIME_MASK).wrapping_sub(at) & TIME_MASK;
             if waited >= grace {
                 return;
             }
-            std::thread::sleep(Duration::from_nanos((grace - waited).min(1_000_000)));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
