@@ -32,7 +32,10 @@ fn main() {
 
     let bindings = bindings_path();
     println!("cargo:rerun-if-changed={}", bindings.display());
-    println!("cargo:rustc-env=PAHO_MQTT_SYNC_BINDINGS={}", bindings.display());
+    println!(
+        "cargo:rustc-env=PAHO_MQTT_SYNC_BINDINGS={}",
+        bindings.display()
+    );
     println!("cargo:rustc-env=PAHO_MQTT_SYNC_BINDINGS_VERSION={BINDINGS_VERSION}");
 
     link();
@@ -152,7 +155,10 @@ fn bindings_path() -> PathBuf {
         .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", out.display())));
     if let Some(copy) = env::var_os("PAHO_MQTT_SYNC_WRITE_BINDINGS") {
         std::fs::copy(&out, &copy).unwrap_or_else(|e| {
-            fail(&format!("cannot copy bindings to {}: {e}", PathBuf::from(&copy).display()))
+            fail(&format!(
+                "cannot copy bindings to {}: {e}",
+                PathBuf::from(&copy).display()
+            ))
         });
     }
     out
@@ -165,7 +171,10 @@ fn find_headers() -> PathBuf {
         None => vec!["/usr/include".into(), "/usr/local/include".into()],
     };
     for dir in &candidates {
-        println!("cargo:rerun-if-changed={}", dir.join("MQTTClient.h").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            dir.join("MQTTClient.h").display()
+        );
         if dir.join("MQTTClient.h").is_file() {
             return dir.clone();
         }

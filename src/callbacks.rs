@@ -73,7 +73,10 @@ impl Callbacks {
     /// long, and do not call client methods (they return
     /// [`Error::CalledFromCallback`]); use [`Client::start_consuming`](crate::Client::start_consuming)
     /// to handle messages on a thread of your own.
-    pub fn on_message_arrived(mut self, f: impl FnMut(&str, &Message) -> bool + Send + 'static) -> Self {
+    pub fn on_message_arrived(
+        mut self,
+        f: impl FnMut(&str, &Message) -> bool + Send + 'static,
+    ) -> Self {
         self.message_arrived = Some(Box::new(f));
         self
     }
@@ -118,7 +121,8 @@ impl Slots {
         *lock(&self.connection_lost) = cb.connection_lost;
         *lock(&self.delivery_complete) = cb.delivery_complete;
         let mut ma = lock(&self.message_arrived);
-        self.has_message_callback.store(cb.message_arrived.is_some(), SeqCst);
+        self.has_message_callback
+            .store(cb.message_arrived.is_some(), SeqCst);
         *ma = cb.message_arrived;
     }
 
@@ -257,7 +261,12 @@ pub(crate) unsafe extern "C" fn message_arrived(
 ///
 /// # Safety
 /// As for [`message_arrived`].
-unsafe fn deliver(ctx: &Context, topic: *mut c_char, topic_len: c_int, message: *mut ffi::MQTTClient_message) -> bool {
+unsafe fn deliver(
+    ctx: &Context,
+    topic: *mut c_char,
+    topic_len: c_int,
+    message: *mut ffi::MQTTClient_message,
+) -> bool {
     // SAFETY: see the caller; a `topic_len` of 0 means NUL-terminated.
     let name: Cow<'_, str> = unsafe {
         let bytes = match usize::try_from(topic_len) {
@@ -313,7 +322,10 @@ unsafe fn deliver(ctx: &Context, topic: *mut c_char, topic_len: c_int, message: 
 
 /// `MQTTClient_deliveryComplete`: completes the token for `wait_for_completion`
 /// and calls the user's closure. Runs with the library's mutex held.
-pub(crate) unsafe extern "C" fn delivery_complete(context: *mut c_void, token: ffi::MQTTClient_deliveryToken) {
+pub(crate) unsafe extern "C" fn delivery_complete(
+    context: *mut c_void,
+    token: ffi::MQTTClient_deliveryToken,
+) {
     let _inside = on_run_thread();
     // SAFETY: as in `message_arrived`.
     let ctx = unsafe { &*(context as *const Context) };
@@ -325,7 +337,8 @@ pub(crate) unsafe extern "C" fn delivery_complete(context: *mut c_void, token: f
             return;
         }
         if let Some(f) = lock(&ctx.slots.delivery_complete).as_mut() {
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(DeliveryToken::from_id(token)))) {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(DeliveryToken::from_id(token))))
+            {
                 ctx.record_panic("delivery-complete", panic);
             }
         }
@@ -358,10 +371,15 @@ pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mu
     let result = catch_unwind(AssertUnwindSafe(|| {
         let cause = (!cause.is_null()).then(|| {
             // SAFETY: a non-NULL cause is a NUL-terminated string from the library.
-            unsafe { CStr::from_ptr(cause) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(cause) }
+                .to_string_lossy()
+                .into_owned()
         });
         ctx.set_disconnected();
-        log::debug!("paho-mqtt-sync: client {:?} lost its connection", ctx.client_id);
+        log::debug!(
+            "paho-mqtt-sync: client {:?} lost its connection",
+            ctx.client_id
+        );
         if ctx.closing.load(SeqCst) || lock(&ctx.slots.connection_lost).is_none() {
             return;
         }

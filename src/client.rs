@@ -91,7 +91,12 @@ impl Client {
     /// `ws://`, `ssl://` with the `ssl` feature, `unix://path`) with the given
     /// client id (`MQTTClient_create`). No connection is made yet.
     pub fn create(server_uri: &str, client_id: &str, persistence: Persistence) -> Result<Client> {
-        Self::create_with_options(server_uri, client_id, persistence, &CreateOptions::default())
+        Self::create_with_options(
+            server_uri,
+            client_id,
+            persistence,
+            &CreateOptions::default(),
+        )
     }
 
     /// [`Client::create`] with create options (`MQTTClient_createWithOptions`).
@@ -106,7 +111,9 @@ impl Client {
         let uri = cstring(server_uri, "server URI")?;
         let id = cstring(client_id, "client id")?;
         if client_id.len() > 65_535 {
-            return Err(Error::InvalidArgument("client id longer than 65535 bytes".into()));
+            return Err(Error::InvalidArgument(
+                "client id longer than 65535 bytes".into(),
+            ));
         }
         let (ptype, dir) = match &persistence {
             Persistence::None => (ffi::MQTTCLIENT_PERSISTENCE_NONE, None),
@@ -123,17 +130,27 @@ impl Client {
                     ));
                 }
                 let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
-                let dir = CString::new(bytes).map_err(|_| Error::NulByte("persistence directory"))?;
+                let dir =
+                    CString::new(bytes).map_err(|_| Error::NulByte("persistence directory"))?;
                 (ffi::MQTTCLIENT_PERSISTENCE_DEFAULT, Some(dir))
             }
         };
-        let context = dir.as_ref().map_or(ptr::null_mut(), |d| d.as_ptr() as *mut _);
+        let context = dir
+            .as_ref()
+            .map_or(ptr::null_mut(), |d| d.as_ptr() as *mut _);
         let mut raw_opts = options.raw();
         let mut handle: ffi::MQTTClient = ptr::null_mut();
         // SAFETY: every pointer is valid for the call; the library copies the
         // URI, client id and persistence directory.
         let rc = unsafe {
-            ffi::MQTTClient_createWithOptions(&mut handle, uri.as_ptr(), id.as_ptr(), ptype, context, &mut raw_opts)
+            ffi::MQTTClient_createWithOptions(
+                &mut handle,
+                uri.as_ptr(),
+                id.as_ptr(),
+                ptype,
+                context,
+                &mut raw_opts,
+            )
         };
         if rc != ffi::MQTTCLIENT_SUCCESS {
             if !handle.is_null() {
@@ -169,7 +186,11 @@ impl Client {
 
     /// # Safety
     /// As for [`Client::from_raw`]; on error the handle is destroyed.
-    unsafe fn adopt(mut handle: ffi::MQTTClient, client_id: &str, capacity: usize) -> Result<Client> {
+    unsafe fn adopt(
+        mut handle: ffi::MQTTClient,
+        client_id: &str,
+        capacity: usize,
+    ) -> Result<Client> {
         let ctx = Box::new(Context::new(client_id, capacity));
         let context = &*ctx as *const Context as *mut std::os::raw::c_void;
         // SAFETY: `context` stays valid until after MQTTClient_destroy (see Drop).
@@ -269,10 +290,11 @@ impl Client {
             rc
         });
         check(rc)?;
-        self.ctx().set_connected(options.is_clean_session(), options.inflight_limit(), || {
-            // SAFETY: valid handle.
-            unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
-        });
+        self.ctx()
+            .set_connected(options.is_clean_session(), options.inflight_limit(), || {
+                // SAFETY: valid handle.
+                unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
+            });
         Ok(ConnectResponse {
             session_present: returned.0 != 0,
             mqtt_version: MqttVersion::from_raw(returned.1),
@@ -336,7 +358,11 @@ impl Client {
     }
 
     /// Runs a publish call, keeping the token bookkeeping.
-    fn publish_raw(&self, qos: QoS, call: impl FnOnce(&mut ffi::MQTTClient_deliveryToken) -> Result<c_int>) -> Result<DeliveryToken> {
+    fn publish_raw(
+        &self,
+        qos: QoS,
+        call: impl FnOnce(&mut ffi::MQTTClient_deliveryToken) -> Result<c_int>,
+    ) -> Result<DeliveryToken> {
         let ctx = self.ctx();
         self.wait_for_room();
         let tracked = qos != QoS::AtMostOnce;
@@ -359,7 +385,13 @@ impl Client {
     ///
     /// When the in-flight window is full (one message with
     /// `reliable(true)`), waits for an acknowledgement first.
-    pub fn publish(&self, topic: &str, payload: &[u8], qos: QoS, retained: bool) -> Result<DeliveryToken> {
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retained: bool,
+    ) -> Result<DeliveryToken> {
         self.enter()?;
         validate_topic(topic)?;
         let len = check_payload_len(payload.len())?;
@@ -369,7 +401,15 @@ impl Client {
                 // SAFETY: valid handle; `t` and `payload` outlive the call,
                 // which copies both.
                 unsafe {
-                    ffi::MQTTClient_publish(handle, t, len, payload.as_ptr().cast(), qos as c_int, c_int::from(retained), token)
+                    ffi::MQTTClient_publish(
+                        handle,
+                        t,
+                        len,
+                        payload.as_ptr().cast(),
+                        qos as c_int,
+                        c_int::from(retained),
+                        token,
+                    )
                 }
             })
         })
@@ -408,7 +448,10 @@ impl Client {
                 return Err(Error::Disconnected);
             }
             s = match deadline {
-                None => ctx.state_changed.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner),
+                None => ctx
+                    .state_changed
+                    .wait(s)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
@@ -460,7 +503,9 @@ impl Client {
     pub fn subscribe_many(&self, filters: &[(&str, QoS)]) -> Result<Vec<QoS>> {
         self.enter()?;
         if filters.is_empty() {
-            return Err(Error::InvalidArgument("subscribe_many needs at least one filter".into()));
+            return Err(Error::InvalidArgument(
+                "subscribe_many needs at least one filter".into(),
+            ));
         }
         let names = filters
             .iter()
@@ -468,12 +513,24 @@ impl Client {
             .collect::<Result<Vec<_>>>()?;
         let ptrs: Vec<*mut c_char> = names.iter().map(|n| n.as_ptr() as *mut c_char).collect();
         let mut qos: Vec<c_int> = filters.iter().map(|(_, q)| *q as c_int).collect();
-        let count = c_int::try_from(filters.len()).map_err(|_| Error::InvalidArgument("too many filters".into()))?;
+        let count = c_int::try_from(filters.len())
+            .map_err(|_| Error::InvalidArgument("too many filters".into()))?;
         let rc = {
-            let _t = self.inner.command_timeout.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _t = self
+                .inner
+                .command_timeout
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             // SAFETY: valid handle; `ptrs` and `qos` hold `count` entries each and
             // outlive the call; the library writes the granted QoS into `qos`.
-            unsafe { ffi::MQTTClient_subscribeMany(self.inner.handle, count, ptrs.as_ptr(), qos.as_mut_ptr()) }
+            unsafe {
+                ffi::MQTTClient_subscribeMany(
+                    self.inner.handle,
+                    count,
+                    ptrs.as_ptr(),
+                    qos.as_mut_ptr(),
+                )
+            }
         };
         check(rc)?;
         let refused: Vec<String> = filters
@@ -498,15 +555,22 @@ impl Client {
     pub fn unsubscribe_many(&self, filters: &[&str]) -> Result<()> {
         self.enter()?;
         if filters.is_empty() {
-            return Err(Error::InvalidArgument("unsubscribe_many needs at least one filter".into()));
+            return Err(Error::InvalidArgument(
+                "unsubscribe_many needs at least one filter".into(),
+            ));
         }
         let names = filters
             .iter()
             .map(|f| validate_filter(f).and_then(|()| cstring(f, "topic filter")))
             .collect::<Result<Vec<_>>>()?;
         let ptrs: Vec<*mut c_char> = names.iter().map(|n| n.as_ptr() as *mut c_char).collect();
-        let count = c_int::try_from(filters.len()).map_err(|_| Error::InvalidArgument("too many filters".into()))?;
-        let _t = self.inner.command_timeout.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = c_int::try_from(filters.len())
+            .map_err(|_| Error::InvalidArgument("too many filters".into()))?;
+        let _t = self
+            .inner
+            .command_timeout
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // SAFETY: valid handle; `ptrs` holds `count` strings alive for the call.
         check(unsafe { ffi::MQTTClient_unsubscribeMany(self.inner.handle, count, ptrs.as_ptr()) })
     }
@@ -544,9 +608,15 @@ impl Client {
         let ms = std::os::raw::c_ulong::try_from(timeout.as_millis())
             .map_err(|_| Error::InvalidArgument("command timeout too long".into()))?;
         if ms < 5000 {
-            return Err(Error::InvalidArgument("command timeout must be at least 5 s".into()));
+            return Err(Error::InvalidArgument(
+                "command timeout must be at least 5 s".into(),
+            ));
         }
-        let _t = self.inner.command_timeout.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _t = self
+            .inner
+            .command_timeout
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // SAFETY: valid handle; the write lock keeps subscribe and unsubscribe,
         // which read the value, from running at the same time.
         check(unsafe { ffi::MQTTClient_setCommandTimeout(self.inner.handle, ms) })

@@ -180,7 +180,12 @@ impl Context {
     /// the library (`MQTTClient_isConnected`); it is called without any of the
     /// context's locks held, because the delivery-complete callback takes them
     /// with the library's mutex held.
-    pub(crate) fn set_connected(&self, clean_session: bool, inflight_limit: usize, c_connected: impl Fn() -> bool) {
+    pub(crate) fn set_connected(
+        &self,
+        clean_session: bool,
+        inflight_limit: usize,
+        c_connected: impl Fn() -> bool,
+    ) {
         {
             let mut s = lock(&self.state);
             s.clean_session = clean_session;

@@ -11,7 +11,11 @@ const STACK: usize = 256;
 /// Calls `f` with a NUL-terminated copy of `s`. Short strings (almost every
 /// MQTT topic) are copied into a stack buffer, longer ones into a `CString`.
 /// `what` names the argument in the [`Error::NulByte`] for an interior NUL.
-pub(crate) fn with_cstr<R>(s: &str, what: &'static str, f: impl FnOnce(*const c_char) -> R) -> Result<R> {
+pub(crate) fn with_cstr<R>(
+    s: &str,
+    what: &'static str,
+    f: impl FnOnce(*const c_char) -> R,
+) -> Result<R> {
     let bytes = s.as_bytes();
     if bytes.contains(&0) {
         return Err(Error::NulByte(what));
@@ -38,11 +42,25 @@ mod tests {
 
     #[test]
     fn short_and_long() {
-        for s in ["", "a/b", &"x".repeat(255), &"y".repeat(256), &"z".repeat(10_000)] {
-            let back = with_cstr(s, "t", |p| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned());
+        for s in [
+            "",
+            "a/b",
+            &"x".repeat(255),
+            &"y".repeat(256),
+            &"z".repeat(10_000),
+        ] {
+            let back = with_cstr(s, "t", |p| {
+                unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned()
+            });
             assert_eq!(back.unwrap(), s);
         }
-        assert_eq!(with_cstr("a\0b", "topic", |_| ()), Err(Error::NulByte("topic")));
-        assert_eq!(cstring("a\0", "user name"), Err(Error::NulByte("user name")));
+        assert_eq!(
+            with_cstr("a\0b", "topic", |_| ()),
+            Err(Error::NulByte("topic"))
+        );
+        assert_eq!(
+            cstring("a\0", "user name"),
+            Err(Error::NulByte("user name"))
+        );
     }
 }

@@ -284,7 +284,10 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        assert_eq!(Error::from_code(5), Error::ConnectionRefused(ConnectReturnCode::NotAuthorized));
+        assert_eq!(
+            Error::from_code(5),
+            Error::ConnectionRefused(ConnectReturnCode::NotAuthorized)
+        );
         assert_eq!(Error::from_code(5).code(), 5);
         assert_eq!(Error::from_code(2).code(), 2);
         assert_eq!(Error::from_code(-3), Error::Disconnected);
@@ -302,7 +305,10 @@ mod tests {
         assert_eq!(library_text(-3), "Disconnected");
         assert_eq!(library_text(-14), "Invalid protocol scheme");
         assert_eq!(library_text(-42), "Unknown error code -42");
-        assert_eq!(Error::Library(-9).to_string(), "Invalid QoS value (Paho C code -9)");
+        assert_eq!(
+            Error::Library(-9).to_string(),
+            "Invalid QoS value (Paho C code -9)"
+        );
         assert_eq!(
             Error::from_code(5).to_string(),
             "connection refused by the broker: not authorized (CONNACK code 5)"

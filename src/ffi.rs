@@ -30,7 +30,12 @@ pub const BINDINGS_VERSION: &str = env!("PAHO_MQTT_SYNC_BINDINGS_VERSION");
 
 /// The four-character eyecatcher of a Paho options struct.
 const fn struct_id(id: &[u8; 4]) -> [c_char; 4] {
-    [id[0] as c_char, id[1] as c_char, id[2] as c_char, id[3] as c_char]
+    [
+        id[0] as c_char,
+        id[1] as c_char,
+        id[2] as c_char,
+        id[3] as c_char,
+    ]
 }
 
 /// `MQTTProperties_initializer`: `{0, 0, 0, NULL}`.
@@ -241,7 +246,14 @@ mod tests {
         assert_eq!(m.payloadlen, 0);
         assert!(m.payload.is_null());
         assert_eq!((m.qos, m.retained, m.dup, m.msgid), (0, 0, 0, 0));
-        assert_eq!((m.properties.count, m.properties.max_count, m.properties.length), (0, 0, 0));
+        assert_eq!(
+            (
+                m.properties.count,
+                m.properties.max_count,
+                m.properties.length
+            ),
+            (0, 0, 0)
+        );
         assert!(m.properties.array.is_null());
     }
 
@@ -288,9 +300,20 @@ mod tests {
         assert_eq!((i.struct_version, i.do_openssl_init), (0, 0));
         let s = MQTTSubscribe_options::default();
         assert_eq!(&id(&s.struct_id), b"MQSO");
-        assert_eq!((s.struct_version, s.noLocal, s.retainAsPublished, s.retainHandling), (0, 0, 0, 0));
+        assert_eq!(
+            (
+                s.struct_version,
+                s.noLocal,
+                s.retainAsPublished,
+                s.retainHandling
+            ),
+            (0, 0, 0, 0)
+        );
         let r = MQTTResponse::default();
-        assert_eq!((r.version, r.reasonCode, r.reasonCodeCount), (1, MQTTREASONCODE_SUCCESS, 0));
+        assert_eq!(
+            (r.version, r.reasonCode, r.reasonCodeCount),
+            (1, MQTTREASONCODE_SUCCESS, 0)
+        );
         assert!(r.reasonCodes.is_null() && r.properties.is_null());
     }
 

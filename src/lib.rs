@@ -83,7 +83,9 @@ pub use client::{Client, ConnectResponse};
 pub use delivery::DeliveryToken;
 pub use error::{ConnectReturnCode, Error, Result};
 pub use message::{Message, QoS, MAX_PAYLOAD};
-pub use options::{ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY};
+pub use options::{
+    ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY,
+};
 pub use queue::{IntoIter, Receiver};
 #[cfg(feature = "ssl")]
 pub use ssl::{SslOptions, SslVersion};
@@ -138,7 +140,9 @@ pub(crate) fn check_library() -> Result<()> {
             let line = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
             if line(found) == line(expected) {
                 if found != expected {
-                    log::debug!("paho-mqtt-sync: Paho C {found} linked, bindings made for {expected}");
+                    log::debug!(
+                        "paho-mqtt-sync: Paho C {found} linked, bindings made for {expected}"
+                    );
                 }
                 Ok(())
             } else {
@@ -165,8 +169,14 @@ pub fn yield_now() {
 mod tests {
     #[test]
     fn version_is_known() {
-        assert!(super::library_version().starts_with("1.3."), "{:?}", super::version_info());
+        assert!(
+            super::library_version().starts_with("1.3."),
+            "{:?}",
+            super::version_info()
+        );
         assert!(super::check_library().is_ok());
-        assert!(super::version_info().iter().any(|(n, _)| *n == "Product name"));
+        assert!(super::version_info()
+            .iter()
+            .any(|(n, _)| *n == "Product name"));
     }
 }

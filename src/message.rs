@@ -268,9 +268,14 @@ mod tests {
         let raw = m.raw().unwrap();
         assert_eq!((raw.payloadlen, raw.qos, raw.retained), (5, 1, 1));
         assert_eq!(m.clone(), m);
-        assert!(Message::new(vec![0xff, 0xfe], QoS::AtMostOnce, false).payload_str().is_err());
+        assert!(Message::new(vec![0xff, 0xfe], QoS::AtMostOnce, false)
+            .payload_str()
+            .is_err());
         assert_eq!(check_payload_len(MAX_PAYLOAD).unwrap(), MAX_PAYLOAD as i32);
-        assert_eq!(check_payload_len(MAX_PAYLOAD + 1), Err(Error::PayloadTooLarge(MAX_PAYLOAD + 1)));
+        assert_eq!(
+            check_payload_len(MAX_PAYLOAD + 1),
+            Err(Error::PayloadTooLarge(MAX_PAYLOAD + 1))
+        );
     }
 
     #[test]
@@ -290,7 +295,10 @@ mod tests {
             let m = Message::take_from_c(raw);
             assert!((*raw).payload.is_null());
             assert_eq!(m.payload().as_ptr(), buf as *const u8);
-            assert_eq!((m.payload(), m.qos(), m.msgid()), (&b"abc"[..], QoS::ExactlyOnce, 7));
+            assert_eq!(
+                (m.payload(), m.qos(), m.msgid()),
+                (&b"abc"[..], QoS::ExactlyOnce, 7)
+            );
             m.give_back_to_c(raw);
             assert_eq!((*raw).payload, buf.cast());
             let mut raw = raw;

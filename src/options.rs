@@ -300,17 +300,25 @@ impl ConnectOptions {
         let connect_timeout = whole_secs(self.connect_timeout, 1, "connect timeout", i32::MAX)?;
         let retry_interval = whole_secs(self.retry_interval, 0, "retry interval", i32::MAX)?;
         if self.max_inflight == Some(0) {
-            return Err(Error::InvalidArgument("max_inflight_messages must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "max_inflight_messages must be at least 1".into(),
+            ));
         }
         let max_inflight = match self.max_inflight {
             Some(n) => i32::try_from(n)
                 .map_err(|_| Error::InvalidArgument("max_inflight_messages is too large".into()))?,
             None => -1,
         };
-        let username = self.username.as_deref().map(|u| cstring(u, "user name")).transpose()?;
+        let username = self
+            .username
+            .as_deref()
+            .map(|u| cstring(u, "user name"))
+            .transpose()?;
         if let Some(pw) = &self.password {
             if pw.len() > 65_535 {
-                return Err(Error::InvalidArgument("password longer than 65535 bytes".into()));
+                return Err(Error::InvalidArgument(
+                    "password longer than 65535 bytes".into(),
+                ));
             }
         }
         let will = match &self.will {
@@ -318,7 +326,9 @@ impl ConnectOptions {
                 validate_topic(&w.topic)?;
                 let len = check_payload_len(w.payload.len())?;
                 if w.payload.len() > 65_535 {
-                    return Err(Error::InvalidArgument("will payload longer than 65535 bytes".into()));
+                    return Err(Error::InvalidArgument(
+                        "will payload longer than 65535 bytes".into(),
+                    ));
                 }
                 Some((cstring(&w.topic, "will topic")?, len))
             }
@@ -332,7 +342,11 @@ impl ConnectOptions {
         let uri_count = i32::try_from(uris.len())
             .map_err(|_| Error::InvalidArgument("too many server URIs".into()))?;
         #[cfg(feature = "ssl")]
-        let ssl = self.ssl.as_ref().map(crate::ssl::SslOptions::raw).transpose()?;
+        let ssl = self
+            .ssl
+            .as_ref()
+            .map(crate::ssl::SslOptions::raw)
+            .transpose()?;
         Ok(RawConnectOptions {
             opts: self,
             keep_alive,
@@ -380,7 +394,10 @@ pub(crate) struct RawConnectOptions<'a> {
 impl RawConnectOptions<'_> {
     /// Calls `f` with the C options struct (and the will struct it points to),
     /// both valid only during the call.
-    pub(crate) fn with<R>(&mut self, f: impl FnOnce(&mut ffi::MQTTClient_connectOptions) -> R) -> R {
+    pub(crate) fn with<R>(
+        &mut self,
+        f: impl FnOnce(&mut ffi::MQTTClient_connectOptions) -> R,
+    ) -> R {
         let o = self.opts;
         let mut will = ffi::MQTTClient_willOptions::default();
         let mut c = ffi::MQTTClient_connectOptions {
@@ -457,7 +474,12 @@ mod tests {
         });
         assert_eq!(o.inflight_limit(), 1);
         assert_eq!(ConnectOptions::new().reliable(false).inflight_limit(), 10);
-        assert_eq!(ConnectOptions::new().max_inflight_messages(50).inflight_limit(), 50);
+        assert_eq!(
+            ConnectOptions::new()
+                .max_inflight_messages(50)
+                .inflight_limit(),
+            50
+        );
     }
 
     #[test]
@@ -465,7 +487,11 @@ mod tests {
         let o = ConnectOptions::new()
             .keep_alive_interval(Duration::from_millis(1500))
             .clean_session(false)
-            .will(WillOptions::new("dt/will", b"gone\0x").qos(QoS::AtLeastOnce).retained(true))
+            .will(
+                WillOptions::new("dt/will", b"gone\0x")
+                    .qos(QoS::AtLeastOnce)
+                    .retained(true),
+            )
             .username("user")
             .password([0u8, 1, 2])
             .connect_timeout(Duration::from_millis(10))
@@ -484,12 +510,18 @@ mod tests {
             // SAFETY: the pointers point into `raw`, alive for this closure.
             unsafe {
                 assert_eq!(CStr::from_ptr(c.username).to_str().unwrap(), "user");
-                assert_eq!(std::slice::from_raw_parts(c.binarypwd.data as *const u8, 3), &[0, 1, 2]);
+                assert_eq!(
+                    std::slice::from_raw_parts(c.binarypwd.data as *const u8, 3),
+                    &[0, 1, 2]
+                );
                 let w = &*c.will;
                 assert_eq!(CStr::from_ptr(w.topicName).to_str().unwrap(), "dt/will");
                 assert_eq!((w.qos, w.retained, w.payload.len), (1, 1, 6));
                 assert_eq!(c.serverURIcount, 2);
-                assert_eq!(CStr::from_ptr(*c.serverURIs.add(1)).to_str().unwrap(), "tcp://127.0.0.1:2");
+                assert_eq!(
+                    CStr::from_ptr(*c.serverURIs.add(1)).to_str().unwrap(),
+                    "tcp://127.0.0.1:2"
+                );
             }
         });
     }

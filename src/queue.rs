@@ -75,7 +75,10 @@ impl MessageQueue {
                 self.not_empty.notify_one();
                 return Ok(());
             }
-            s = self.not_full.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
+            s = self
+                .not_full
+                .wait(s)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 
@@ -124,7 +127,10 @@ impl MessageQueue {
                 return Popped::Lost;
             }
             s = match deadline {
-                None | Some(None) => self.not_empty.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner),
+                None | Some(None) => self
+                    .not_empty
+                    .wait(s)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
                 Some(Some(deadline)) => {
                     let now = Instant::now();
                     if now >= deadline {
@@ -243,7 +249,10 @@ mod tests {
     use std::thread;
 
     fn item(n: u8) -> Item {
-        (format!("t/{n}"), Message::new(vec![n], QoS::AtMostOnce, false))
+        (
+            format!("t/{n}"),
+            Message::new(vec![n], QoS::AtMostOnce, false),
+        )
     }
 
     #[test]
@@ -253,7 +262,10 @@ mod tests {
         q.push(item(2), || false).unwrap();
         assert!(matches!(q.pop(Some(Duration::ZERO), None), Popped::Item((t, _)) if t == "t/1"));
         assert!(matches!(q.try_pop(), Popped::Item((t, _)) if t == "t/2"));
-        assert!(matches!(q.pop(Some(Duration::from_millis(10)), None), Popped::TimedOut));
+        assert!(matches!(
+            q.pop(Some(Duration::from_millis(10)), None),
+            Popped::TimedOut
+        ));
         q.close();
         assert!(matches!(q.pop(None, None), Popped::Closed));
         assert!(q.push(item(3), || false).is_err());
@@ -265,7 +277,8 @@ mod tests {
         q.push(item(1), || false).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (q2, stop2) = (q.clone(), stop.clone());
-        let producer = thread::spawn(move || q2.push(item(2), || stop2.load(Ordering::SeqCst)).is_err());
+        let producer =
+            thread::spawn(move || q2.push(item(2), || stop2.load(Ordering::SeqCst)).is_err());
         thread::sleep(Duration::from_millis(30));
         stop.store(true, Ordering::SeqCst);
         q.wake_producers();
@@ -291,7 +304,10 @@ mod tests {
         assert!(waiter.join().unwrap());
         let rx = Receiver::new(q.clone());
         assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
-        assert_eq!(rx.recv_timeout(Duration::from_millis(5)).unwrap_err(), RecvTimeoutError::Timeout);
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(5)).unwrap_err(),
+            RecvTimeoutError::Timeout
+        );
         q.close();
         assert_eq!(rx.recv().unwrap_err(), RecvError);
         assert_eq!(rx.into_iter().count(), 0);

@@ -138,21 +138,26 @@ impl SslOptions {
         self.alpn.clear();
         for p in protocols {
             self.alpn.push(p.len().min(255) as u8);
-            self.alpn.extend_from_slice(&p.as_bytes()[..p.len().min(255)]);
+            self.alpn
+                .extend_from_slice(&p.as_bytes()[..p.len().min(255)]);
         }
         self
     }
 
     /// Checks the files and builds the C strings.
     pub(crate) fn raw(&self) -> Result<RawSslOptions<'_>> {
-        let file = |p: &Option<PathBuf>, what: &'static str, dir: bool| -> Result<Option<CString>> {
-            let Some(p) = p else { return Ok(None) };
-            let ok = if dir { p.is_dir() } else { p.is_file() };
-            if !ok {
-                return Err(Error::InvalidArgument(format!("{what} {} does not exist", p.display())));
-            }
-            path_cstring(p, what).map(Some)
-        };
+        let file =
+            |p: &Option<PathBuf>, what: &'static str, dir: bool| -> Result<Option<CString>> {
+                let Some(p) = p else { return Ok(None) };
+                let ok = if dir { p.is_dir() } else { p.is_file() };
+                if !ok {
+                    return Err(Error::InvalidArgument(format!(
+                        "{what} {} does not exist",
+                        p.display()
+                    )));
+                }
+                path_cstring(p, what).map(Some)
+            };
         let text = |s: &Option<String>, what: &'static str| -> Result<Option<CString>> {
             s.as_deref()
                 .map(|s| CString::new(s).map_err(|_| Error::NulByte(what)))
@@ -174,7 +179,8 @@ impl SslOptions {
 }
 
 fn path_cstring(p: &Path, what: &'static str) -> Result<CString> {
-    CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())).map_err(|_| Error::NulByte(what))
+    CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+        .map_err(|_| Error::NulByte(what))
 }
 
 /// Checked TLS options owning the C strings the C struct points into.
@@ -222,7 +228,11 @@ impl RawSslOptions<'_> {
             },
             disableDefaultTrustStore: c_int::from(!o.default_trust_store),
             ssl_error_cb: Some(ssl_error),
-            protos: if o.alpn.is_empty() { std::ptr::null() } else { o.alpn.as_ptr() },
+            protos: if o.alpn.is_empty() {
+                std::ptr::null()
+            } else {
+                o.alpn.as_ptr()
+            },
             protos_len: o.alpn.len() as u32,
             ..ffi::MQTTClient_SSLOptions::default()
         }
@@ -238,16 +248,24 @@ mod tests {
         let o = SslOptions::new();
         let raw = o.raw().unwrap();
         let c = raw.c_struct();
-        assert_eq!((c.enableServerCertAuth, c.verify, c.disableDefaultTrustStore), (1, 1, 0));
+        assert_eq!(
+            (c.enableServerCertAuth, c.verify, c.disableDefaultTrustStore),
+            (1, 1, 0)
+        );
         assert!(c.trustStore.is_null() && c.protos.is_null());
     }
 
     #[test]
     fn missing_files_are_errors() {
         let o = SslOptions::new().trust_store("/nonexistent/ca.pem");
-        assert!(matches!(o.raw(), Err(Error::InvalidArgument(m)) if m.contains("/nonexistent/ca.pem")));
+        assert!(
+            matches!(o.raw(), Err(Error::InvalidArgument(m)) if m.contains("/nonexistent/ca.pem"))
+        );
         assert!(SslOptions::new().ca_path("/nonexistent").raw().is_err());
-        assert!(matches!(SslOptions::new().private_key_password("a\0").raw(), Err(Error::NulByte(_))));
+        assert!(matches!(
+            SslOptions::new().private_key_password("a\0").raw(),
+            Err(Error::NulByte(_))
+        ));
     }
 
     #[test]

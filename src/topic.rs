@@ -100,7 +100,10 @@ mod tests {
         assert!(validate_topic("/").is_ok());
         assert!(validate_topic("$SYS/x").is_ok());
         for bad in ["", "a/+", "a/#", "#", "a\0b"] {
-            assert!(matches!(validate_topic(bad), Err(Error::InvalidTopic { .. })), "{bad:?}");
+            assert!(
+                matches!(validate_topic(bad), Err(Error::InvalidTopic { .. })),
+                "{bad:?}"
+            );
         }
         assert!(validate_topic(&"a".repeat(MAX_TOPIC_LEN)).is_ok());
         assert!(validate_topic(&"a".repeat(MAX_TOPIC_LEN + 1)).is_err());
@@ -108,11 +111,16 @@ mod tests {
 
     #[test]
     fn filters() {
-        for good in ["a", "a/b", "+", "#", "a/#", "+/+/#", "/+", "a//b", "$SYS/#", "+/"] {
+        for good in [
+            "a", "a/b", "+", "#", "a/#", "+/+/#", "/+", "a//b", "$SYS/#", "+/",
+        ] {
             assert!(validate_filter(good).is_ok(), "{good:?}");
         }
         for bad in ["", "a/#/b", "a+/b", "a/b#", "##", "a/++", "#/", "a\0"] {
-            assert!(matches!(validate_filter(bad), Err(Error::InvalidFilter { .. })), "{bad:?}");
+            assert!(
+                matches!(validate_filter(bad), Err(Error::InvalidFilter { .. })),
+                "{bad:?}"
+            );
         }
     }
 
