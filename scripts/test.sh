@@ -71,6 +71,9 @@ step "cargo clippy (default features, and ssl)"
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features ssl -- -D warnings
 
+step "every unsafe block has a SAFETY comment"
+python3 scripts/check-safety.py
+
 step "cargo doc"
 cargo doc --no-deps --features ssl
 

@@ -50,6 +50,7 @@ mod tests {
             &"z".repeat(10_000),
         ] {
             let back = with_cstr(s, "t", |p| {
+                // SAFETY: with_cstr passes a valid NUL-terminated string.
                 unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned()
             });
             assert_eq!(back.unwrap(), s);
