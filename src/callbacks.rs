@@ -331,8 +331,7 @@ pub(crate) unsafe extern "C" fn delivery_complete(
     let ctx = unsafe { &*(context as *const Context) };
     let _active = ctx.enter(false);
     let result = catch_unwind(AssertUnwindSafe(|| {
-        lock(&ctx.state).deliveries.complete(token);
-        ctx.state_changed.notify_all();
+        ctx.complete(token);
         if ctx.closing.load(SeqCst) {
             return;
         }

@@ -345,18 +345,6 @@ impl Client {
         unsafe { ffi::MQTTClient_isConnected(self.inner.handle) != 0 }
     }
 
-    /// Waits until a QoS 1/2 publish may enter the library's in-flight window.
-    fn wait_for_room(&self) {
-        let ctx = self.ctx();
-        let mut s = lock(&ctx.state);
-        while ctx.is_connected() && !s.deliveries.has_room() {
-            s = ctx
-                .state_changed
-                .wait(s)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-    }
-
     /// Runs a publish call, keeping the token bookkeeping.
     fn publish_raw(
         &self,
@@ -364,17 +352,13 @@ impl Client {
         call: impl FnOnce(&mut ffi::MQTTClient_deliveryToken) -> Result<c_int>,
     ) -> Result<DeliveryToken> {
         let ctx = self.ctx();
-        self.wait_for_room();
         let tracked = qos != QoS::AtMostOnce;
-        if tracked {
-            lock(&ctx.state).deliveries.begin();
-        }
+        ctx.begin_publish(tracked);
         let mut token: ffi::MQTTClient_deliveryToken = 0;
         let rc = call(&mut token);
         if tracked {
             let ok = matches!(rc, Ok(ffi::MQTTCLIENT_SUCCESS));
-            lock(&ctx.state).deliveries.end(ok.then_some(token));
-            ctx.state_changed.notify_all();
+            ctx.end_publish(ok.then_some(token));
         }
         check(rc?)?;
         Ok(DeliveryToken::from_id(token))

@@ -108,6 +108,8 @@ pub(crate) struct Context {
     pub(crate) state: Mutex<State>,
     pub(crate) state_changed: Condvar,
     pub(crate) connected: AtomicBool,
+    /// Mirrors `state.deliveries.has_room()` so QoS 0 publishes skip the lock.
+    room: AtomicBool,
     pub(crate) queue: Arc<MessageQueue>,
     pub(crate) slots: Slots,
     /// The client is being dropped: callbacks run no user code.
@@ -142,6 +144,7 @@ impl Context {
             }),
             state_changed: Condvar::new(),
             connected: AtomicBool::new(false),
+            room: AtomicBool::new(true),
             queue: Arc::new(MessageQueue::new(receive_capacity)),
             slots: Slots::default(),
             closing: AtomicBool::new(false),
@@ -161,6 +164,46 @@ impl Context {
         self.connected.load(SeqCst)
     }
 
+    /// Waits until a publish may enter the library's in-flight window, and for
+    /// a QoS 1/2 publish (`tracked`) takes a place in it, in the same critical
+    /// section, so concurrent publishers never overfill the window (which would
+    /// send `MQTTClient_publish` into its sleeping wait). Must be followed by
+    /// [`Context::end_publish`] when `tracked`.
+    pub(crate) fn begin_publish(&self, tracked: bool) {
+        if !tracked && self.room.load(SeqCst) {
+            return;
+        }
+        let mut s = lock(&self.state);
+        while self.is_connected() && !s.deliveries.has_room() {
+            s = self
+                .state_changed
+                .wait(s)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        if tracked {
+            s.deliveries.begin();
+            self.room.store(s.deliveries.has_room(), SeqCst);
+        }
+    }
+
+    /// A tracked publish returned; `token` when it succeeded.
+    pub(crate) fn end_publish(&self, token: Option<i32>) {
+        let mut s = lock(&self.state);
+        s.deliveries.end(token);
+        self.room.store(s.deliveries.has_room(), SeqCst);
+        drop(s);
+        self.state_changed.notify_all();
+    }
+
+    /// `deliveryComplete` for `token`.
+    pub(crate) fn complete(&self, token: i32) {
+        let mut s = lock(&self.state);
+        s.deliveries.complete(token);
+        self.room.store(s.deliveries.has_room(), SeqCst);
+        drop(s);
+        self.state_changed.notify_all();
+    }
+
     /// The connection ended (connection-lost callback, or `disconnect`).
     pub(crate) fn set_disconnected(&self) {
         {
@@ -171,6 +214,7 @@ impl Context {
                 // The library emptied its in-flight lists (MQTTClient_cleanSession).
                 s.deliveries.clear();
             }
+            self.room.store(s.deliveries.has_room(), SeqCst);
         }
         self.state_changed.notify_all();
         self.queue.connection_lost();
@@ -194,6 +238,7 @@ impl Context {
                 // MQTTClient_connect cleaned the session after the CONNACK.
                 s.deliveries.clear();
             }
+            self.room.store(s.deliveries.has_room(), SeqCst);
         }
         // The connection may already be lost again. The library clears its
         // `connected` flag before calling connection-lost, which counts the loss

@@ -13,12 +13,13 @@ pub fn validate_topic(topic: &str) -> Result<()> {
         "empty"
     } else if topic.len() > MAX_TOPIC_LEN {
         "longer than 65535 bytes"
-    } else if topic.bytes().any(|b| b == 0) {
-        "contains a NUL byte"
-    } else if topic.bytes().any(|b| b == b'+' || b == b'#') {
-        "wildcards (+, #) are only allowed in subscription filters"
     } else {
-        return Ok(());
+        // One pass: this runs on every publish.
+        match topic.bytes().find(|b| matches!(b, 0 | b'+' | b'#')) {
+            None => return Ok(()),
+            Some(0) => "contains a NUL byte",
+            Some(_) => "wildcards (+, #) are only allowed in subscription filters",
+        }
     };
     Err(Error::InvalidTopic {
         topic: topic.to_owned(),
