@@ -44,6 +44,25 @@ type DeliveryCompleteFn = Box<dyn FnMut(DeliveryToken) + Send>;
 ///
 /// A closure capturing the [`Client`](crate::Client) itself (an `Arc<Client>`)
 /// makes a reference cycle; capture a `Weak` instead.
+///
+/// The closures outlive the call that registers them (the library calls them
+/// later, on its own threads), so they must be `Send + 'static`; borrowing a
+/// local does not compile:
+///
+/// ```compile_fail
+/// # use paho_mqtt_sync::Callbacks;
+/// let mut count = 0;
+/// let cb = Callbacks::new().on_message_arrived(|_, _| { count += 1; true });
+/// ```
+///
+/// and a message handed to the callback cannot be kept past it (clone it, or
+/// use [`Client::start_consuming`](crate::Client::start_consuming) to get owned messages):
+///
+/// ```compile_fail
+/// # use paho_mqtt_sync::{Callbacks, Message};
+/// let mut kept: Option<&Message> = None;
+/// let cb = Callbacks::new().on_message_arrived(move |_, msg| { kept = Some(msg); true });
+/// ```
 #[derive(Default)]
 pub struct Callbacks {
     connection_lost: Option<ConnectionLostFn>,

@@ -167,6 +167,21 @@ pub fn yield_now() {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_safety_of_public_types() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Client>();
+        send_sync::<Message>();
+        send_sync::<Error>();
+        send_sync::<ConnectOptions>();
+        send_sync::<DeliveryToken>();
+        send::<Receiver>();
+        send::<Callbacks>();
+    }
+
     #[test]
     fn version_is_known() {
         assert!(
