@@ -1,0 +1,400 @@
+//! `mqtt_client`: the board demo of the Paho C MQTT tutorial (`mqttClient.c`),
+//! ported to this crate's safe API.
+//!
+//! It publishes the SoC temperature (retained, QoS 0) to `<prefix>/temperature`
+//! every interval, drives an LED from `<prefix>/led` (`0` off, `1` on,
+//! `2` heartbeat), and announces itself on `<prefix>/will`: `Online` after
+//! every connect, `Offline` on SIGINT/SIGTERM, and the broker publishes the
+//! will `Unexpected disconnection` if the process dies. Run with `--help` for
+//! the options, the topics and the exit codes.
+//!
+//! Fixed from the C demo: the client is created (`MQTTClient_create` was
+//! missing), the LED payload is compared as bytes with its length (the C code
+//! `strcmp`s a payload that has no NUL), the LED files are written directly
+//! (no `system("echo ...")`), the clean-up runs (on SIGINT/SIGTERM; the C
+//! loop never left), lost connections are re-established, and the client is
+//! destroyed by `Drop`.
+//!
+//! Threads: the main thread owns connecting (with backoff), the temperature
+//! timer and shutdown, and sleeps in `poll` on a self-pipe ([`wake`]) that the
+//! signal handler and the connection-lost callback write to. LED commands are
+//! handled in the message callback on the library's thread: they only write
+//! two small files.
+//!
+//! Linux only (sysfs, `pipe2`).
+
+mod args;
+mod board;
+mod logger;
+mod wake;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+use paho_mqtt_sync::{
+    Callbacks, Client, ConnectOptions, ConnectResponse, ConnectReturnCode, Error, Message,
+    Persistence, QoS, WillOptions,
+};
+
+use args::Config;
+use board::{Led, LedCommand};
+use wake::{Event, Wakeup};
+
+/// Exit codes (also in `--help`).
+const EXIT_OK: u8 = 0;
+const EXIT_FAILURE: u8 = 1;
+const EXIT_REFUSED: u8 = 2;
+const EXIT_USAGE: u8 = 64;
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let cfg = match args::parse(std::env::args_os().skip(1), |name| std::env::var(name).ok()) {
+        Ok(cfg) => cfg,
+        Err(args::Stop::Help) => {
+            // Ignore a closed stdout (`mqtt_client --help | head`).
+            let _ = std::io::stdout().write_all(args::usage().as_bytes());
+            return ExitCode::SUCCESS;
+        }
+        Err(args::Stop::Usage(msg)) => {
+            eprintln!("mqtt_client: {msg}\nTry `mqtt_client --help`.");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    logger::init(cfg.verbose);
+    ExitCode::from(run(&cfg))
+}
+
+/// The three topics under the prefix.
+struct Topics {
+    will: String,
+    led: String,
+    temperature: String,
+}
+
+fn run(cfg: &Config) -> u8 {
+    let topics = Topics {
+        will: format!("{}/will", cfg.prefix),
+        led: format!("{}/led", cfg.prefix),
+        temperature: format!("{}/temperature", cfg.prefix),
+    };
+    info!(
+        "mqtt_client {} (Paho C {}): broker {}, client id {:?}, topics {}/{{will,led,temperature}}, interval {} s",
+        env!("CARGO_PKG_VERSION"),
+        paho_mqtt_sync::library_version(),
+        cfg.broker,
+        cfg.client_id,
+        cfg.prefix,
+        cfg.interval.as_secs()
+    );
+    let wakeup = match wake::install() {
+        Ok(w) => w,
+        Err(e) => {
+            error!("cannot install the signal handlers: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    // Nothing to persist: every message is QoS 0.
+    let mut client = match Client::create(&cfg.broker, &cfg.client_id, Persistence::None) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(
+                "cannot create a client for broker {:?} with client id {:?}: {e}",
+                cfg.broker, cfg.client_id
+            );
+            return EXIT_USAGE;
+        }
+    };
+    let led = Led::new(cfg.led_dir.clone());
+    let led_topic = topics.led.clone();
+    let callbacks = Callbacks::new()
+        .on_connection_lost(|cause| {
+            debug!(
+                "connection-lost callback (cause: {})",
+                cause.unwrap_or("not given")
+            );
+            wake::notify();
+        })
+        .on_message_arrived(move |topic, msg| {
+            if topic == led_topic {
+                handle_led(&led, msg.payload());
+            } else {
+                debug!("ignored a message on {topic}");
+            }
+            true
+        });
+    if let Err(e) = client.set_callbacks(callbacks) {
+        error!("cannot set the callbacks: {e}");
+        return EXIT_FAILURE;
+    }
+    let mut options = ConnectOptions::new()
+        .clean_session(false)
+        .keep_alive_interval(cfg.keepalive)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .will(
+            WillOptions::new(&topics.will, "Unexpected disconnection")
+                .qos(QoS::AtMostOnce)
+                .retained(true),
+        );
+    if let Some(user) = &cfg.username {
+        options = options.username(user);
+    }
+    if let Some(password) = &cfg.password {
+        options = options.password(password);
+    }
+    let mut demo = Demo {
+        cfg,
+        client: &client,
+        options,
+        wakeup,
+        topics,
+        backoff: FIRST_BACKOFF,
+        temp_error: None,
+    };
+    demo.main_loop()
+    // `client` is dropped here: MQTTClient_destroy, the C demo's `destroy_exit`.
+}
+
+/// The main loop's state.
+struct Demo<'a> {
+    cfg: &'a Config,
+    client: &'a Client,
+    options: ConnectOptions,
+    wakeup: Wakeup,
+    topics: Topics,
+    /// The wait before the next connection attempt.
+    backoff: Duration,
+    /// The last temperature read error, to log each change only once.
+    temp_error: Option<String>,
+}
+
+/// How a connection phase ended.
+enum Connect {
+    Connected(ConnectResponse),
+    Shutdown,
+    Exit(u8),
+}
+
+impl Demo<'_> {
+    fn main_loop(&mut self) -> u8 {
+        let mut first = true;
+        let mut wait = None;
+        loop {
+            let response = match self.connect(wait) {
+                Connect::Connected(r) => r,
+                Connect::Shutdown => {
+                    info!("{}: not connected, exiting", signal_name());
+                    return EXIT_OK;
+                }
+                Connect::Exit(code) => return code,
+            };
+            let up_since = Instant::now();
+            info!(
+                "connected to {} (session present: {})",
+                response.server_uri(),
+                response.session_present()
+            );
+            // The broker keeps the subscription in the persistent session;
+            // subscribe when it has none, and always at start-up, since the
+            // last run unsubscribed on its way out.
+            let mut need_subscribe = first || !response.session_present();
+            first = false;
+            self.publish(&self.topics.will, "Online");
+            let mut next_reading = Instant::now();
+            loop {
+                if need_subscribe {
+                    need_subscribe = !self.subscribe();
+                }
+                let now = Instant::now();
+                if now >= next_reading {
+                    self.publish_temperature();
+                    next_reading += self.cfg.interval;
+                    if next_reading <= now {
+                        next_reading = now + self.cfg.interval;
+                    }
+                }
+                if self.wakeup.wait_until(next_reading) == Event::Shutdown {
+                    return self.shutdown();
+                }
+                if !self.client.is_connected() {
+                    break;
+                }
+            }
+            let up = up_since.elapsed();
+            if up >= MAX_BACKOFF {
+                self.backoff = FIRST_BACKOFF;
+            }
+            warn!(
+                "connection to the broker lost after {} s; reconnecting in {} s",
+                up.as_secs(),
+                self.backoff.as_secs()
+            );
+            wait = Some(self.next_backoff());
+        }
+    }
+
+    fn next_backoff(&mut self) -> Duration {
+        let d = self.backoff;
+        self.backoff = (d * 2).min(MAX_BACKOFF);
+        d
+    }
+
+    /// Connects, after `wait` if given, retrying with backoff until it
+    /// works, the broker refuses for good, or a signal asks to stop.
+    fn connect(&mut self, mut wait: Option<Duration>) -> Connect {
+        let mut attempt = 0u32;
+        loop {
+            if let Some(d) = wait.take() {
+                if self.wakeup.sleep_until(Instant::now() + d) {
+                    return Connect::Shutdown;
+                }
+            }
+            if wake::shutdown_signal().is_some() {
+                return Connect::Shutdown;
+            }
+            attempt += 1;
+            info!(
+                "connecting to {} as {:?} (attempt {attempt})",
+                self.cfg.broker, self.cfg.client_id
+            );
+            let err = match self.client.connect(&self.options) {
+                Ok(response) => return Connect::Connected(response),
+                Err(e) => e,
+            };
+            match err {
+                // "Server unavailable" may pass; the other refusals (bad
+                // credentials, rejected id, protocol) will not.
+                Error::ConnectionRefused(rc) if rc != ConnectReturnCode::ServerUnavailable => {
+                    error!(
+                        "the broker {} refused the connection: {rc}",
+                        self.cfg.broker
+                    );
+                    return Connect::Exit(EXIT_REFUSED);
+                }
+                Error::ConnectionRefused(_)
+                | Error::Library(_)
+                | Error::Disconnected
+                | Error::Timeout => {
+                    let d = self.next_backoff();
+                    warn!(
+                        "cannot connect to {}: {err}; retrying in {} s",
+                        self.cfg.broker,
+                        d.as_secs()
+                    );
+                    wait = Some(d);
+                }
+                other => {
+                    error!("cannot connect to {}: {other}", self.cfg.broker);
+                    return Connect::Exit(EXIT_FAILURE);
+                }
+            }
+        }
+    }
+
+    /// Subscribes to the LED topic; false if it should be tried again.
+    fn subscribe(&self) -> bool {
+        match self.client.subscribe(&self.topics.led, QoS::AtMostOnce) {
+            Ok(_) => {
+                info!("subscribed to {}", self.topics.led);
+                true
+            }
+            Err(e @ Error::SubscriptionRefused(_)) => {
+                error!("{e}: LED commands will not arrive");
+                true
+            }
+            Err(e) => {
+                warn!(
+                    "cannot subscribe to {}: {e}; trying again later",
+                    self.topics.led
+                );
+                false
+            }
+        }
+    }
+
+    /// Publishes a retained QoS 0 message, logging a failure.
+    fn publish(&self, topic: &str, payload: &str) -> bool {
+        let msg = Message::new(payload, QoS::AtMostOnce, true);
+        match self.client.publish_message(topic, &msg) {
+            Ok(_) => {
+                debug!("published {payload:?} to {topic}");
+                true
+            }
+            Err(e) => {
+                warn!("cannot publish {payload:?} to {topic}: {e}");
+                false
+            }
+        }
+    }
+
+    fn publish_temperature(&mut self) {
+        match board::read_temperature(&self.cfg.temp_path) {
+            Ok(value) => {
+                if self.temp_error.take().is_some() {
+                    info!("the temperature file is readable again");
+                }
+                let topic = &self.topics.temperature;
+                self.publish(topic, &value);
+            }
+            Err(e) => {
+                if self.temp_error.as_ref() != Some(&e) {
+                    warn!("{e}; trying again every {} s", self.cfg.interval.as_secs());
+                    self.temp_error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// The C demo's clean-up, reached at last: `Offline`, unsubscribe, disconnect.
+    fn shutdown(&self) -> u8 {
+        info!("{}: shutting down", signal_name());
+        if self.client.is_connected() {
+            self.publish(&self.topics.will, "Offline");
+            if let Err(e) = self.client.unsubscribe(&self.topics.led) {
+                warn!("cannot unsubscribe from {}: {e}", self.topics.led);
+            }
+            match self.client.disconnect(DISCONNECT_TIMEOUT) {
+                Ok(()) => info!("disconnected"),
+                Err(e) => warn!("disconnect: {e}"),
+            }
+        } else {
+            info!("not connected: nothing to tell the broker");
+        }
+        EXIT_OK
+    }
+}
+
+fn signal_name() -> &'static str {
+    match wake::shutdown_signal() {
+        Some(libc::SIGINT) => "SIGINT",
+        Some(libc::SIGTERM) => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// Runs on the library's callback thread: only writes two small files.
+fn handle_led(led: &Led, payload: &[u8]) {
+    match LedCommand::parse(payload) {
+        Some(cmd) => match led.apply(cmd) {
+            Ok(()) => info!("LED: {cmd:?}"),
+            Err(e) => error!("LED {cmd:?}: {e}"),
+        },
+        None => {
+            let shown = &payload[..payload.len().min(32)];
+            warn!(
+                "ignored LED command \"{}\"{} (expected 0, 1 or 2)",
+                shown.escape_ascii(),
+                if payload.len() > shown.len() {
+                    "..."
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+}
