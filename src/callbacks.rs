@@ -27,7 +27,7 @@ use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::context::{lock, Context, EPOCH};
 use crate::delivery::DeliveryToken;
@@ -366,26 +366,20 @@ pub(crate) unsafe extern "C" fn delivery_complete(
     }
 }
 
-/// A callback running on a thread of this crate, counted in the context's
-/// active callbacks until dropped.
-struct Detached(*const Context);
-
-// SAFETY: Context is Sync; the pointer stays valid while the count it holds
-// is up, because the client waits for the count to drop before freeing it.
-unsafe impl Send for Detached {}
-
-impl Drop for Detached {
-    fn drop(&mut self) {
-        // SAFETY: see the Send impl.
-        unsafe { (*self.0).leave_detached() };
-    }
-}
-
 /// `MQTTClient_connectionLost`: records the loss and runs the user's closure
 /// on a thread of its own.
+///
+/// The library calls this on a thread it starts, while the thread that noticed
+/// the loss waits (up to 5 s, holding the library's mutex) for it to return; so
+/// it returns at once. The user's closure runs on a new thread that holds its
+/// own reference to the context: dropping the client does not wait for it, so
+/// a long reconnect loop there cannot hold up (or deadlock) a drop.
 pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mut c_char) {
-    // SAFETY: as in `message_arrived`.
-    let ctx = unsafe { &*(context as *const Context) };
+    let ptr = context as *const Context;
+    // SAFETY: as in `message_arrived`; in addition the client's destroy cannot
+    // finish while this runs: the library holds its mutex until we return.
+    let ctx = unsafe { &*ptr };
+    let _active = ctx.enter(false);
     let result = catch_unwind(AssertUnwindSafe(|| {
         let cause = (!cause.is_null()).then(|| {
             // SAFETY: a non-NULL cause is a NUL-terminated string from the library.
@@ -401,18 +395,20 @@ pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mu
         if ctx.closing.load(SeqCst) || lock(&ctx.slots.connection_lost).is_none() {
             return;
         }
-        let guard = ctx.enter_detached();
+        // SAFETY: the context was created by `Arc::new` and the client holds a
+        // strong reference until after it waited for this callback to return.
+        let owned: Arc<Context> = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
         let run = move || {
-            let guard = guard;
-            // SAFETY: `guard` keeps the context alive (see Detached).
-            let ctx = unsafe { &*guard.0 };
             let _inside = InsideGuard::set(Inside::ConnectionLost);
-            if ctx.closing.load(SeqCst) {
+            if owned.closing.load(SeqCst) {
                 return;
             }
-            if let Some(f) = lock(&ctx.slots.connection_lost).as_mut() {
+            if let Some(f) = lock(&owned.slots.connection_lost).as_mut() {
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(cause.as_deref()))) {
-                    ctx.record_panic("connection-lost", panic);
+                    owned.record_panic("connection-lost", panic);
                 }
             }
         };
@@ -425,13 +421,5 @@ pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mu
     }));
     if let Err(panic) = result {
         ctx.record_panic("connection-lost (internal)", panic);
-    }
-}
-
-impl Context {
-    /// Counts a callback that runs on another thread (see [`Detached`]).
-    fn enter_detached(&self) -> Detached {
-        std::mem::forget(self.enter(false));
-        Detached(self)
     }
 }

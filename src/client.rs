@@ -6,7 +6,7 @@ use std::mem::ManuallyDrop;
 use std::os::raw::{c_char, c_int};
 use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::callbacks::{self, Callbacks, Inside};
@@ -38,15 +38,18 @@ use crate::topic::{validate_filter, validate_topic};
 ///
 /// Dropping the client disconnects it (without waiting for messages in flight;
 /// call [`Client::disconnect`] with a timeout first for that) and destroys the C
-/// client. Dropped inside one of its callbacks, it is torn down on a helper
-/// thread once the callback has returned.
+/// client. The drop waits for the client's message-arrived and
+/// delivery-complete callbacks that are running to return, so do not drop it
+/// while holding a lock those callbacks take. Dropped inside one of those
+/// callbacks, it is torn down on a helper thread once the callback has
+/// returned. A connection-lost handler still running is not waited for.
 pub struct Client {
     inner: ManuallyDrop<Inner>,
 }
 
 struct Inner {
     handle: ffi::MQTTClient,
-    ctx: Box<Context>,
+    ctx: Arc<Context>,
     /// Write-locked by `set_command_timeout`, read-locked by the C calls that
     /// read `commandTimeout` (subscribe, unsubscribe).
     command_timeout: RwLock<()>,
@@ -191,8 +194,8 @@ impl Client {
         client_id: &str,
         capacity: usize,
     ) -> Result<Client> {
-        let ctx = Box::new(Context::new(client_id, capacity));
-        let context = &*ctx as *const Context as *mut std::os::raw::c_void;
+        let ctx = Arc::new(Context::new(client_id, capacity));
+        let context = Arc::as_ptr(&ctx) as *mut std::os::raw::c_void;
         // SAFETY: `context` stays valid until after MQTTClient_destroy (see Drop).
         let rc = unsafe {
             ffi::MQTTClient_setCallbacks(
@@ -608,8 +611,8 @@ impl Client {
 }
 
 impl Inner {
-    /// Disconnects and destroys the C client, then frees the context. Must not
-    /// run on a thread inside one of this client's callbacks.
+    /// Disconnects and destroys the C client, then releases the context. Must
+    /// not run on the library's callback thread.
     fn shutdown(mut self) {
         let ctx = &self.ctx;
         ctx.close();
@@ -626,7 +629,8 @@ impl Inner {
         ctx.wait_idle();
         ctx.connected.store(false, SeqCst);
         ctx.queue.close();
-        // `self.ctx` is freed here: no callback can reach it any more.
+        // The library holds no reference to the context any more; a
+        // connection-lost handler still running keeps its own.
     }
 }
 
@@ -634,13 +638,13 @@ impl Drop for Client {
     fn drop(&mut self) {
         // SAFETY: `inner` is taken once, here, and not used afterwards.
         let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
-        if callbacks::inside() == Inside::Nothing {
+        if callbacks::inside() != Inside::LibraryThread {
             inner.shutdown();
             return;
         }
-        // Inside a callback: the library's thread (or this connection-lost
-        // handler) is still using the client; finish on a helper thread once
-        // the callback has returned.
+        // Inside a message or delivery callback: the library's thread is still
+        // using the client, and calling into the library from it would
+        // deadlock; finish on a helper thread once the callback has returned.
         // If the thread cannot start, the closure is dropped: `ManuallyDrop`
         // then leaks the client instead of freeing memory C still uses.
         let inner = ManuallyDrop::new(inner);

@@ -118,7 +118,8 @@ pub(crate) struct Context {
     quiescing: AtomicUsize,
     /// Message-arrived callbacks running now.
     active_messages: AtomicUsize,
-    /// All callbacks running now, including connection-lost handlers on their own threads.
+    /// Callbacks the library is running now (the user's connection-lost
+    /// closures run on threads of their own and are not counted).
     active: AtomicUsize,
     /// Threads in [`Context::wait_until`]; callbacks only signal when there are some.
     waiters: AtomicUsize,
@@ -284,8 +285,8 @@ impl Context {
         Quiesced(self)
     }
 
-    /// For dropping: stops all user code and waits for every callback
-    /// (including connection-lost handlers) to finish.
+    /// For dropping: stops all user code and waits for the callbacks the
+    /// library is running to finish.
     pub(crate) fn close(&self) {
         self.closing.store(true, SeqCst);
         self.queue.wake_producers();
@@ -374,11 +375,6 @@ impl Context {
             let _g = lock(&self.idle.0);
             self.idle.1.notify_all();
         }
-    }
-
-    /// The end of a callback that ran on a thread of this crate.
-    pub(crate) fn leave_detached(&self) {
-        self.leave(false, false);
     }
 }
 
