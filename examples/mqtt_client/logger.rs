@@ -36,22 +36,16 @@ impl Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        // Records of the demo itself carry no target; the library's do.
+        // One record, one line: the C trace has messages with line breaks.
+        let text = record.args().to_string();
+        let text = text.trim_end().replace('\n', "\\n");
+        // The demo's own records show no target; the libraries' do.
         let target = record.target();
+        let now = timestamp(SystemTime::now());
         let line = if target.starts_with("mqtt_client") {
-            format!(
-                "{} {:<5} {}\n",
-                timestamp(SystemTime::now()),
-                record.level(),
-                record.args()
-            )
+            format!("{now} {:<5} {text}\n", record.level())
         } else {
-            format!(
-                "{} {:<5} [{target}] {}\n",
-                timestamp(SystemTime::now()),
-                record.level(),
-                record.args()
-            )
+            format!("{now} {:<5} [{target}] {text}\n", record.level())
         };
         // One write per line, so lines from different threads never mix;
         // a failed write to stderr has nowhere to be reported.

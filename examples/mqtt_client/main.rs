@@ -52,6 +52,7 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let cfg = match args::parse(std::env::args_os().skip(1), |name| std::env::var(name).ok()) {
@@ -110,6 +111,11 @@ fn run(cfg: &Config) -> u8 {
             return EXIT_USAGE;
         }
     };
+    // Subscribe and unsubscribe wait this long for the broker's answer, even
+    // when the connection drops meanwhile: keep it at the library's minimum.
+    if let Err(e) = client.set_command_timeout(COMMAND_TIMEOUT) {
+        warn!("cannot set the command timeout: {e}");
+    }
     let led = Led::new(cfg.led_dir.clone());
     let led_topic = topics.led.clone();
     let callbacks = Callbacks::new()
@@ -182,7 +188,10 @@ enum Connect {
 
 impl Demo<'_> {
     fn main_loop(&mut self) -> u8 {
-        let mut first = true;
+        // The broker keeps the subscription in the persistent session. Start
+        // with subscribing anyway (the last run unsubscribed on its way out),
+        // then again whenever the session is gone, or an attempt failed.
+        let mut need_subscribe = true;
         let mut wait = None;
         loop {
             let response = match self.connect(wait) {
@@ -199,11 +208,7 @@ impl Demo<'_> {
                 response.server_uri(),
                 response.session_present()
             );
-            // The broker keeps the subscription in the persistent session;
-            // subscribe when it has none, and always at start-up, since the
-            // last run unsubscribed on its way out.
-            let mut need_subscribe = first || !response.session_present();
-            first = false;
+            need_subscribe |= !response.session_present();
             self.publish(&self.topics.will, "Online");
             let mut next_reading = Instant::now();
             loop {
