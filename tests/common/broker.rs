@@ -59,6 +59,7 @@ pub struct BrokerBuilder {
     sys_interval: Option<u32>,
     acl: Option<String>,
     extra: Vec<String>,
+    no_pin: bool,
 }
 
 impl BrokerBuilder {
@@ -110,9 +111,19 @@ impl BrokerBuilder {
         self
     }
 
+    /// Do not call [`super::pin_library`] (for tests of the C library's
+    /// start/stop behaviour; see the module docs of `common`).
+    pub fn without_library_pin(mut self) -> Self {
+        self.no_pin = true;
+        self
+    }
+
     /// Writes the configuration into a new temp dir, picks a port and starts
     /// Mosquitto, returning once it accepts TCP connections.
     pub fn start(self) -> anyhow::Result<Broker> {
+        if !self.no_pin {
+            super::pin_library();
+        }
         let dir = TempDir::new("broker")?;
         let log = dir.path().join("mosquitto.log");
         let mut broker = Broker {

@@ -4,6 +4,15 @@
 //! client ids, bounded polling and a hang watchdog.
 //!
 //! Everything here uses std only. Every wait is bounded.
+//!
+//! [`pin_library`] (called by [`BrokerBuilder::start`] unless told otherwise)
+//! keeps one idle client connected for the life of the test process, to an
+//! in-process stub server. Paho C 1.3.16 stops its shared background thread
+//! whenever no client is connected and frees its global state when the last
+//! client is destroyed, and both steps race with other threads connecting or
+//! creating clients at that moment (connects that time out, use after free);
+//! `tests/lifecycle.rs` shows those races. With the pin, tests that run as
+//! threads of one process (`cargo test`) cannot trip over each other there.
 #![allow(dead_code)]
 
 mod broker;
@@ -11,13 +20,14 @@ mod proxy;
 
 #[allow(unused_imports)]
 pub use broker::{kill_all_brokers, Broker, BrokerBuilder, MOSQUITTO};
+#[allow(unused_imports)]
 pub use proxy::Proxy;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
@@ -254,6 +264,147 @@ pub fn until_marker(client: &Client, publisher: &Client) -> anyhow::Result<Vec<(
     }
     client.unsubscribe(&marker)?;
     Ok(before)
+}
+
+/// Keeps the C library's shared state alive for the whole process: one
+/// client, connected (keepalive off) to a minimal in-process MQTT stub that
+/// answers CONNECT with a CONNACK and ignores everything else. Idempotent.
+/// See the module docs for why.
+pub fn pin_library() {
+    static PIN: OnceLock<Client> = OnceLock::new();
+    PIN.get_or_init(|| {
+        let port = stub_server().expect("start the stub MQTT server");
+        let c = Client::create(
+            &format!("tcp://127.0.0.1:{port}"),
+            &client_id("pin"),
+            Persistence::None,
+        )
+        .expect("create the pinning client");
+        c.connect(
+            &ConnectOptions::new()
+                .keep_alive_interval(Duration::ZERO)
+                .connect_timeout(Duration::from_secs(10)),
+        )
+        .expect("connect the pinning client to the stub server");
+        c
+    });
+}
+
+/// A thread that accepts MQTT connections, answers CONNECT with CONNACK 0
+/// and PINGREQ with PINGRESP, and ignores every other packet. It lives as long
+/// as the process.
+fn stub_server() -> anyhow::Result<u16> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::Builder::new()
+        .name("mqtt-stub".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { continue };
+                std::thread::spawn(move || {
+                    let mut byte = [0u8; 1];
+                    loop {
+                        // Fixed header: type byte, then the remaining length
+                        // (variable-length integer), then that many bytes.
+                        if s.read_exact(&mut byte).is_err() {
+                            return;
+                        }
+                        let kind = byte[0] >> 4;
+                        let (mut len, mut shift) = (0usize, 0);
+                        loop {
+                            if s.read_exact(&mut byte).is_err() || shift > 21 {
+                                return;
+                            }
+                            len |= usize::from(byte[0] & 0x7f) << shift;
+                            shift += 7;
+                            if byte[0] & 0x80 == 0 {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0u8; len];
+                        if s.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let reply: &[u8] = match kind {
+                            1 => &[0x20, 0x02, 0x00, 0x00],
+                            12 => &[0xd0, 0x00],
+                            14 => return,
+                            _ => &[],
+                        };
+                        if !reply.is_empty() && s.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        })?;
+    Ok(port)
+}
+
+/// A TCP server that accepts connections and reads whatever comes, but never
+/// answers: an MQTT broker that never sends CONNACK. Stops when dropped.
+pub struct SilentServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl SilentServer {
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn start() -> anyhow::Result<SilentServer> {
+        use std::io::Read;
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let mut received = 0;
+            let mut buf = [0u8; 1024];
+            while !s.load(SeqCst) {
+                if let Ok((c, _)) = listener.accept() {
+                    c.set_nonblocking(true).expect("nonblocking");
+                    held.push(c);
+                }
+                for c in &mut held {
+                    if let Ok(n) = c.read(&mut buf) {
+                        received += n;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            received
+        });
+        Ok(SilentServer {
+            port,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the server; returns how many bytes it received.
+    pub fn finish(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread
+            .take()
+            .map_or(0, |t| t.join().expect("silent server"))
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The current process's effective uid, from /proc (no libc needed).
