@@ -267,13 +267,13 @@ pub fn until_marker(client: &Client, publisher: &Client) -> anyhow::Result<Vec<(
 }
 
 /// Keeps the C library's shared state alive for the whole process: one
-/// client, connected (keepalive off) to a minimal in-process MQTT stub that
-/// answers CONNECT with a CONNACK and ignores everything else. Idempotent.
+/// client, connected (keepalive off) to an in-process [`stub_mqtt_server`].
+/// Idempotent.
 /// See the module docs for why.
 pub fn pin_library() {
     static PIN: OnceLock<Client> = OnceLock::new();
     PIN.get_or_init(|| {
-        let port = stub_server().expect("start the stub MQTT server");
+        let port = stub_mqtt_server().expect("start the stub MQTT server");
         let c = Client::create(
             &format!("tcp://127.0.0.1:{port}"),
             &client_id("pin"),
@@ -290,10 +290,13 @@ pub fn pin_library() {
     });
 }
 
-/// A thread that accepts MQTT connections, answers CONNECT with CONNACK 0
-/// and PINGREQ with PINGRESP, and ignores every other packet. It lives as long
-/// as the process.
-fn stub_server() -> anyhow::Result<u16> {
+/// A minimal scripted MQTT 3.1.1 server on 127.0.0.1, for the few replies a
+/// real Mosquitto never sends: CONNECT gets CONNACK 0, PINGREQ gets PINGRESP,
+/// SUBSCRIBE gets a SUBACK granting the requested QoS, except `0x80` (refused)
+/// for filters starting with `refuse`, UNSUBSCRIBE gets UNSUBACK; everything
+/// else is ignored (no message routing). Its threads live as long as the
+/// process. Returns the port.
+pub fn stub_mqtt_server() -> anyhow::Result<u16> {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
@@ -326,13 +329,37 @@ fn stub_server() -> anyhow::Result<u16> {
                         if s.read_exact(&mut body).is_err() {
                             return;
                         }
-                        let reply: &[u8] = match kind {
-                            1 => &[0x20, 0x02, 0x00, 0x00],
-                            12 => &[0xd0, 0x00],
+                        let reply: Vec<u8> = match kind {
+                            1 => vec![0x20, 0x02, 0x00, 0x00],
+                            8 if body.len() >= 2 => {
+                                // Packet id, then (length, filter, QoS) triples.
+                                let mut codes = Vec::new();
+                                let mut i = 2;
+                                while i + 2 <= body.len() {
+                                    let n = usize::from(body[i]) << 8 | usize::from(body[i + 1]);
+                                    let Some(filter) = body.get(i + 2..i + 2 + n) else {
+                                        return;
+                                    };
+                                    let Some(&qos) = body.get(i + 2 + n) else {
+                                        return;
+                                    };
+                                    codes.push(if filter.starts_with(b"refuse") {
+                                        0x80
+                                    } else {
+                                        qos
+                                    });
+                                    i += 3 + n;
+                                }
+                                let mut r = vec![0x90, (2 + codes.len()) as u8, body[0], body[1]];
+                                r.extend(codes);
+                                r
+                            }
+                            10 if body.len() >= 2 => vec![0xb0, 0x02, body[0], body[1]],
+                            12 => vec![0xd0, 0x00],
                             14 => return,
-                            _ => &[],
+                            _ => Vec::new(),
                         };
-                        if !reply.is_empty() && s.write_all(reply).is_err() {
+                        if !reply.is_empty() && s.write_all(&reply).is_err() {
                             return;
                         }
                     }
