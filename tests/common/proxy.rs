@@ -25,6 +25,7 @@ struct Shared {
     stalled: AtomicBool,
     links: Mutex<Vec<Arc<Link>>>,
     accepted: AtomicUsize,
+    refuse: AtomicUsize,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -84,6 +85,7 @@ impl Proxy {
             stalled: AtomicBool::new(false),
             links: Mutex::new(Vec::new()),
             accepted: AtomicUsize::new(0),
+            refuse: AtomicUsize::new(0),
             threads: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
@@ -156,6 +158,13 @@ impl Proxy {
         self.shared.stalled.store(false, SeqCst);
     }
 
+    /// Closes the next `n` connections right after accepting them, without
+    /// connecting them to the target (the client sees its connection closed
+    /// before any answer).
+    pub fn refuse_next(&self, n: usize) {
+        self.shared.refuse.store(n, SeqCst);
+    }
+
     /// Whether the proxy is stalled.
     pub fn is_stalled(&self) -> bool {
         self.shared.stalled.load(SeqCst)
@@ -185,6 +194,14 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         match listener.accept() {
             Ok((client, _)) => {
                 shared.accepted.fetch_add(1, SeqCst);
+                let refuse = shared
+                    .refuse
+                    .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if refuse {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let target = *lock(&shared.target);
                 let _ = client.set_nonblocking(false);
                 let server = match TcpStream::connect_timeout(&target, Duration::from_secs(2)) {
