@@ -37,6 +37,10 @@ fn main() {
         bindings.display()
     );
     println!("cargo:rustc-env=PAHO_MQTT_SYNC_BINDINGS_VERSION={BINDINGS_VERSION}");
+    // The target triple, for tests that start target binaries themselves
+    // (through CARGO_TARGET_<TRIPLE>_RUNNER, e.g. qemu-user, when cross-testing).
+    let target = env::var("TARGET").unwrap_or_default();
+    println!("cargo:rustc-env=PAHO_MQTT_SYNC_TARGET={target}");
 
     link();
 }
