@@ -68,6 +68,14 @@ fn main() -> ExitCode {
         }
     };
     logger::init(cfg.verbose);
+    // A panic is a bug. Abort, whatever the build profile: the broker then
+    // publishes the will. Unwinding would drop the client, whose DISCONNECT
+    // makes the broker discard the will and keep `Online` for a dead process.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::abort();
+    }));
     ExitCode::from(run(&cfg))
 }
 
