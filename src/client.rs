@@ -110,7 +110,7 @@ impl Client {
         options: &CreateOptions,
     ) -> Result<Client> {
         callbacks::check_not_in_callback()?;
-        crate::check_library()?;
+        crate::library::check_library()?;
         let uri = cstring(server_uri, "server URI")?;
         let id = cstring(client_id, "client id")?;
         if client_id.len() > 65_535 {
@@ -276,6 +276,7 @@ impl Client {
         let mut raw = options.raw()?;
         let handle = self.inner.handle;
         let mut returned = (0, 0, String::new());
+        let _lifecycle = crate::library::lifecycle_shared();
         let rc = raw.with(|c| {
             // SAFETY: `c` and everything it points to live until `with` returns.
             let rc = unsafe { ffi::MQTTClient_connect(handle, c) };
@@ -331,6 +332,7 @@ impl Client {
         let ms = c_int::try_from(rest.as_millis()).unwrap_or(c_int::MAX);
         let rc = {
             let _quiet = ctx.quiesce();
+            let _lifecycle = crate::library::lifecycle_exclusive();
             // SAFETY: valid handle; message callbacks are quiesced (see context.rs).
             unsafe { ffi::MQTTClient_disconnect(self.inner.handle, ms) }
         };
@@ -420,8 +422,9 @@ impl Client {
     /// Waits until the publish with `token` is acknowledged
     /// (`MQTTClient_waitForCompletion`). Returns as soon as the acknowledgement
     /// arrives; [`Error::Timeout`] after `timeout`; [`Error::Disconnected`] when the
-    /// client is (or gets) disconnected first. A token that is not in flight
-    /// (already complete, or QoS 0) returns `Ok` at once.
+    /// client is (or gets) disconnected first, or when a clean session ended
+    /// before the acknowledgement (the library then dropped the message). A
+    /// token that is not in flight (already complete, or QoS 0) returns `Ok` at once.
     pub fn wait_for_completion(&self, token: DeliveryToken, timeout: Duration) -> Result<()> {
         self.enter()?;
         let ctx = self.ctx();
@@ -429,6 +432,10 @@ impl Client {
         let mut s = lock(&ctx.state);
         loop {
             if !s.deliveries.is_pending(token.id()) {
+                if s.deliveries.is_dropped(token.id()) {
+                    // Never acknowledged: the clean session ended first.
+                    return Err(Error::Disconnected);
+                }
                 return Ok(());
             }
             if !ctx.is_connected() {
@@ -592,13 +599,18 @@ impl Client {
     /// acknowledgement (`MQTTClient_setCommandTimeout`; at least 5 s, default 10 s).
     pub fn set_command_timeout(&self, timeout: Duration) -> Result<()> {
         self.enter()?;
-        let ms = std::os::raw::c_ulong::try_from(timeout.as_millis())
-            .map_err(|_| Error::InvalidArgument("command timeout too long".into()))?;
-        if ms < 5000 {
+        if timeout < Duration::from_secs(5) {
             return Err(Error::InvalidArgument(
                 "command timeout must be at least 5 s".into(),
             ));
         }
+        // Whole seconds, rounded up: the library's waits drop sub-second parts
+        // (see library.rs).
+        let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+        let ms = secs
+            .checked_mul(1000)
+            .and_then(|ms| std::os::raw::c_ulong::try_from(ms).ok())
+            .ok_or_else(|| Error::InvalidArgument("command timeout too long".into()))?;
         let _t = self
             .inner
             .command_timeout
@@ -618,6 +630,7 @@ impl Inner {
         ctx.close();
         // SAFETY: valid handle.
         if unsafe { ffi::MQTTClient_isConnected(self.handle) } != 0 {
+            let _lifecycle = crate::library::lifecycle_exclusive();
             // SAFETY: valid handle; no callback of this client runs (close()).
             unsafe { ffi::MQTTClient_disconnect(self.handle, 0) };
         }

@@ -35,6 +35,9 @@ pub(crate) struct Deliveries {
     publishing: usize,
     /// Acknowledged before the publishing thread could record the token.
     early: Vec<i32>,
+    /// Dropped unacknowledged when a clean session ended; kept until the
+    /// library hands out the same packet id again.
+    dropped: Vec<i32>,
     /// The library's in-flight limit (`maxInflightMessages`).
     limit: usize,
 }
@@ -45,6 +48,7 @@ impl Deliveries {
             pending: Vec::new(),
             publishing: 0,
             early: Vec::new(),
+            dropped: Vec::new(),
             limit: 1,
         }
     }
@@ -69,6 +73,7 @@ impl Deliveries {
     pub(crate) fn end(&mut self, token: Option<i32>) {
         self.publishing -= 1;
         if let Some(t) = token {
+            self.dropped.retain(|&d| d != t);
             if let Some(i) = self.early.iter().position(|&e| e == t) {
                 self.early.swap_remove(i);
             } else {
@@ -95,13 +100,22 @@ impl Deliveries {
         self.pending.contains(&token)
     }
 
+    /// Whether `token` was dropped unacknowledged by the end of a clean session.
+    pub(crate) fn is_dropped(&self, token: i32) -> bool {
+        self.dropped.contains(&token)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
 
     /// The library dropped all messages in flight (clean session ended).
     pub(crate) fn clear(&mut self) {
-        self.pending.clear();
+        for t in self.pending.drain(..) {
+            if !self.dropped.contains(&t) {
+                self.dropped.push(t);
+            }
+        }
         self.early.clear();
     }
 }
@@ -130,6 +144,20 @@ mod tests {
         d.complete(5);
         d.end(Some(5));
         assert!(!d.is_pending(5) && d.is_empty());
+    }
+
+    #[test]
+    fn dropped_tokens_until_reused() {
+        let mut d = Deliveries::new();
+        d.begin();
+        d.end(Some(3));
+        d.clear();
+        assert!(!d.is_pending(3) && d.is_dropped(3) && d.has_room());
+        d.clear();
+        assert_eq!(d.dropped, vec![3]);
+        d.begin();
+        d.end(Some(3));
+        assert!(d.is_pending(3) && !d.is_dropped(3));
     }
 
     #[test]

@@ -67,6 +67,7 @@ mod cstr;
 mod delivery;
 mod error;
 pub mod ffi;
+mod library;
 mod message;
 mod options;
 mod queue;
@@ -75,13 +76,11 @@ mod ssl;
 mod topic;
 mod trace;
 
-use std::ffi::CStr;
-use std::sync::OnceLock;
-
 pub use callbacks::Callbacks;
 pub use client::{Client, ConnectResponse};
 pub use delivery::DeliveryToken;
 pub use error::{ConnectReturnCode, Error, Result};
+pub use library::{library_version, version_info, yield_now};
 pub use message::{Message, QoS, MAX_PAYLOAD};
 pub use options::{
     ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY,
@@ -91,79 +90,6 @@ pub use queue::{IntoIter, Receiver};
 pub use ssl::{SslOptions, SslVersion};
 pub use topic::{topic_matches, validate_filter, validate_topic, MAX_TOPIC_LEN};
 pub use trace::{set_trace_level, TraceLevel, TRACE_TARGET};
-
-/// The library's own description of itself (`MQTTClient_getVersionInfo`):
-/// pairs such as `("Product name", ...)`, `("Version", "1.3.16")`,
-/// `("Build level", ...)`.
-pub fn version_info() -> &'static [(&'static str, &'static str)] {
-    static INFO: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
-    INFO.get_or_init(|| {
-        let mut out = Vec::new();
-        // SAFETY: MQTTClient_getVersionInfo returns a static array terminated by
-        // a NULL name; names and values are string literals (or static OpenSSL
-        // strings), valid for the whole program. It rewrites the same static
-        // array on every call, so it is called once, here.
-        unsafe {
-            let mut p = ffi::MQTTClient_getVersionInfo();
-            while !p.is_null() && !(*p).name.is_null() {
-                let text = |s: *const std::os::raw::c_char| {
-                    if s.is_null() {
-                        ""
-                    } else {
-                        CStr::from_ptr(s).to_str().unwrap_or("?")
-                    }
-                };
-                out.push((text((*p).name), text((*p).value)));
-                p = p.add(1);
-            }
-        }
-        out
-    })
-}
-
-/// The version of the linked Paho C library, such as `"1.3.16"`.
-pub fn library_version() -> &'static str {
-    version_info()
-        .iter()
-        .find(|(name, _)| *name == "Version")
-        .map_or("unknown", |(_, v)| *v)
-}
-
-/// Checks once that the linked library is the release line the bindings were
-/// generated for (same major and minor version; the structs of 1.3.x agree).
-pub(crate) fn check_library() -> Result<()> {
-    static CHECK: OnceLock<Result<()>> = OnceLock::new();
-    CHECK
-        .get_or_init(|| {
-            let found = library_version();
-            let expected = ffi::BINDINGS_VERSION;
-            let line = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
-            if line(found) == line(expected) {
-                if found != expected {
-                    log::debug!(
-                        "paho-mqtt-sync: Paho C {found} linked, bindings made for {expected}"
-                    );
-                }
-                Ok(())
-            } else {
-                Err(Error::IncompatibleLibrary {
-                    found: found.to_owned(),
-                    expected,
-                })
-            }
-        })
-        .clone()
-}
-
-/// `MQTTClient_yield`: lets the library process network traffic for 100 ms.
-///
-/// Never needed with this crate: every client runs in callback mode, where the
-/// library's own thread does that work (in that mode the C function just
-/// sleeps 100 ms). Kept for parity with C code being ported.
-pub fn yield_now() {
-    // SAFETY: takes no arguments; safe from any thread.
-    unsafe { ffi::MQTTClient_yield() }
-}
 
 #[cfg(test)]
 mod tests {
@@ -189,7 +115,7 @@ mod tests {
             "{:?}",
             super::version_info()
         );
-        assert!(super::check_library().is_ok());
+        assert!(library::check_library().is_ok());
         assert!(super::version_info()
             .iter()
             .any(|(n, _)| *n == "Product name"));

@@ -230,7 +230,9 @@ impl ConnectOptions {
     }
 
     /// How long `connect` waits for the TCP connection and the CONNACK
-    /// (`connectTimeout`, whole seconds, rounded up, at least 1).
+    /// (`connectTimeout`, whole seconds, rounded up, at least 1). The library
+    /// gets one second more, because its waits drop the sub-second part of
+    /// what is left (paho.mqtt.c#1682): the connect waits at least this long.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -297,7 +299,11 @@ impl ConnectOptions {
     /// Checks the options and builds the C structs; the result borrows `self`.
     pub(crate) fn raw(&self) -> Result<RawConnectOptions<'_>> {
         let keep_alive = whole_secs(self.keep_alive, 0, "keep alive interval", 65_535)?;
-        let connect_timeout = whole_secs(self.connect_timeout, 1, "connect timeout", i32::MAX)?;
+        // One second more than asked: the library's timed waits drop the
+        // sub-second part of what is left of it (see library.rs), so a 1 s
+        // connect could otherwise give up after a few milliseconds.
+        let connect_timeout =
+            whole_secs(self.connect_timeout, 1, "connect timeout", i32::MAX - 1)? + 1;
         let retry_interval = whole_secs(self.retry_interval, 0, "retry interval", i32::MAX)?;
         if self.max_inflight == Some(0) {
             return Err(Error::InvalidArgument(
@@ -465,7 +471,8 @@ mod tests {
             assert_eq!(c.keepAliveInterval, d.keepAliveInterval);
             assert_eq!(c.cleansession, d.cleansession);
             assert_eq!(c.reliable, d.reliable);
-            assert_eq!(c.connectTimeout, d.connectTimeout);
+            // One second added on purpose (see `ConnectOptions::raw`).
+            assert_eq!(c.connectTimeout, d.connectTimeout + 1);
             assert_eq!(c.retryInterval, d.retryInterval);
             assert_eq!(c.maxInflightMessages, d.maxInflightMessages);
             assert!(c.will.is_null() && c.username.is_null() && c.password.is_null());
@@ -503,7 +510,7 @@ mod tests {
         raw.with(|c| {
             assert_eq!(c.keepAliveInterval, 2);
             assert_eq!(c.cleansession, 0);
-            assert_eq!(c.connectTimeout, 1);
+            assert_eq!(c.connectTimeout, 2);
             assert_eq!(c.retryInterval, 3);
             assert_eq!(c.maxInflightMessages, 5);
             assert_eq!(c.MQTTVersion, ffi::MQTTVERSION_3_1_1);

@@ -1,0 +1,147 @@
+//! The C library's process-wide state: its version, and workarounds for
+//! its lifecycle races.
+//!
+//! Paho C keeps one background thread (`MQTTClient_run`) and global client
+//! lists for the whole process. Two of its lifecycle paths race with other
+//! threads (MQTTClient.c, 1.3.16):
+//!
+//! * `MQTTClient_destroy` of the process's last client calls
+//!   `MQTTClient_terminate`, which waits for the background thread with the
+//!   library mutex released and then frees the global lists, including a client
+//!   another thread created meanwhile. This crate keeps one never-connected
+//!   *anchor* client for the life of the process, so the count of clients never
+//!   drops to zero and `MQTTClient_terminate` never runs.
+//! * `MQTTClient_disconnect` of the last connected client tells the background
+//!   thread to stop and waits for it with the mutex released; a connect on
+//!   another thread in that window sees the thread still running, starts none,
+//!   and then waits for a CONNACK nobody reads, failing after its timeout. This
+//!   crate runs disconnects under [`lifecycle_exclusive`] and connects under
+//!   [`lifecycle_shared`], so the two never overlap. (A disconnect the library
+//!   makes on its own after a socket error on a caller's thread is not covered.)
+//!
+//! Its timed waits also drop the sub-second part of every timeout
+//! (Thread.c, `Thread_time_from_now`, paho.mqtt.c#1682); the client rounds the
+//! timeouts it passes (connect, command) so the library waits at least as long
+//! as asked.
+
+use std::ffi::CStr;
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::error::{Error, Result};
+use crate::ffi;
+
+/// The library's own description of itself (`MQTTClient_getVersionInfo`):
+/// pairs such as `("Product name", ...)`, `("Version", "1.3.16")`,
+/// `("Build level", ...)`.
+pub fn version_info() -> &'static [(&'static str, &'static str)] {
+    static INFO: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let mut out = Vec::new();
+        // SAFETY: MQTTClient_getVersionInfo returns a static array terminated by
+        // a NULL name; names and values are string literals (or static OpenSSL
+        // strings), valid for the whole program. It rewrites the same static
+        // array on every call, so it is called once, here.
+        unsafe {
+            let mut p = ffi::MQTTClient_getVersionInfo();
+            while !p.is_null() && !(*p).name.is_null() {
+                let text = |s: *const std::os::raw::c_char| {
+                    if s.is_null() {
+                        ""
+                    } else {
+                        CStr::from_ptr(s).to_str().unwrap_or("?")
+                    }
+                };
+                out.push((text((*p).name), text((*p).value)));
+                p = p.add(1);
+            }
+        }
+        out
+    })
+}
+
+/// The version of the linked Paho C library, such as `"1.3.16"`.
+pub fn library_version() -> &'static str {
+    version_info()
+        .iter()
+        .find(|(name, _)| *name == "Version")
+        .map_or("unknown", |(_, v)| *v)
+}
+
+/// Checks once that the linked library is the release line the bindings were
+/// generated for (same major and minor version; the structs of 1.3.x agree).
+fn check_version() -> Result<()> {
+    static CHECK: OnceLock<Result<()>> = OnceLock::new();
+    CHECK
+        .get_or_init(|| {
+            let found = library_version();
+            let expected = ffi::BINDINGS_VERSION;
+            let line = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+            if line(found) == line(expected) {
+                if found != expected {
+                    log::debug!(
+                        "paho-mqtt-sync: Paho C {found} linked, bindings made for {expected}"
+                    );
+                }
+                Ok(())
+            } else {
+                Err(Error::IncompatibleLibrary {
+                    found: found.to_owned(),
+                    expected,
+                })
+            }
+        })
+        .clone()
+}
+
+/// `MQTTClient_yield`: lets the library process network traffic for 100 ms.
+///
+/// Never needed with this crate: every client runs in callback mode, where the
+/// library's own thread does that work (in that mode the C function just
+/// sleeps 100 ms). Kept for parity with C code being ported.
+pub fn yield_now() {
+    // SAFETY: takes no arguments; safe from any thread.
+    unsafe { ffi::MQTTClient_yield() }
+}
+
+/// Checks the library version once, and creates the anchor client. Called
+/// before the first client is created.
+pub(crate) fn check_library() -> Result<()> {
+    check_version()?;
+    static ANCHOR: OnceLock<usize> = OnceLock::new();
+    ANCHOR.get_or_init(|| {
+        let mut handle: ffi::MQTTClient = std::ptr::null_mut();
+        // SAFETY: valid pointers; the handle is never connected, never given
+        // callbacks and never destroyed: it only keeps the library's client
+        // count above zero (see the module docs).
+        let rc = unsafe {
+            ffi::MQTTClient_create(
+                &mut handle,
+                c"tcp://127.0.0.1:1".as_ptr(),
+                c"paho-mqtt-sync-anchor".as_ptr(),
+                ffi::MQTTCLIENT_PERSISTENCE_NONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != ffi::MQTTCLIENT_SUCCESS {
+            log::warn!("paho-mqtt-sync: cannot create the anchor client ({rc})");
+        }
+        handle as usize
+    });
+    Ok(())
+}
+
+static LIFECYCLE: RwLock<()> = RwLock::new(());
+
+/// Held while a client connects (see the module docs).
+pub(crate) fn lifecycle_shared() -> RwLockReadGuard<'static, ()> {
+    LIFECYCLE
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Held while a client disconnects (see the module docs).
+pub(crate) fn lifecycle_exclusive() -> RwLockWriteGuard<'static, ()> {
+    LIFECYCLE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
