@@ -42,10 +42,12 @@ fn build_demo() -> Result<PathBuf> {
         .context("test binary outside a cargo target dir")?
         .to_path_buf();
     let mut target_dir = profile_dir.parent().context("no target dir")?.to_path_buf();
+    // A `--target` build: <target>/<triple>/<profile dir>, the triple being
+    // the one this test was compiled for (set by build.rs).
     let mut triple = None;
-    if !target_dir.join("CACHEDIR.TAG").exists() {
-        // <target>/<triple>/<profile dir>: a --target build.
-        triple = target_dir.file_name().map(|t| t.to_os_string());
+    let built_for = option_env!("PAHO_MQTT_SYNC_TARGET").unwrap_or_default();
+    if !built_for.is_empty() && target_dir.file_name() == Some(std::ffi::OsStr::new(built_for)) {
+        triple = Some(built_for);
         target_dir = target_dir.parent().context("no target dir")?.to_path_buf();
     }
     let profile = match profile_dir.file_name().and_then(|p| p.to_str()) {
@@ -94,6 +96,28 @@ fn build_demo() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// A command that runs the demo: the binary itself, or through
+/// `CARGO_TARGET_<TRIPLE>_RUNNER` when that is set for the target this test
+/// was built for (qemu-user when cross-testing, as cargo runs the tests).
+fn demo_command() -> Result<Command> {
+    let bin = demo_binary()?;
+    let triple = option_env!("PAHO_MQTT_SYNC_TARGET").unwrap_or_default();
+    let var = format!(
+        "CARGO_TARGET_{}_RUNNER",
+        triple.to_uppercase().replace(['-', '.'], "_")
+    );
+    let runner = std::env::var(&var).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    Ok(match words.next() {
+        Some(program) if !triple.is_empty() => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(bin);
+            cmd
+        }
+        _ => Command::new(bin),
+    })
+}
+
 // ------------------------------------------------------------ the process
 
 /// The running demo; killed (SIGKILL) and reaped when dropped. Its stderr is
@@ -107,7 +131,7 @@ struct Demo {
 
 impl Demo {
     fn spawn(args: &[String], env: &[(&str, &str)]) -> Result<Demo> {
-        let mut cmd = Command::new(demo_binary()?);
+        let mut cmd = demo_command()?;
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -408,8 +432,7 @@ fn check_log_format(log: &str) -> Result {
 #[test]
 fn help_and_bad_arguments() -> Result {
     let _w = watchdog("help_and_bad_arguments", TEST_LIMIT);
-    let bin = demo_binary()?;
-    let out = Command::new(&bin).arg("--help").output()?;
+    let out = demo_command()?.arg("--help").output()?;
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8(out.stdout)?;
     for word in [
@@ -446,7 +469,7 @@ fn help_and_bad_arguments() -> Result {
         &["--broker", "nonsense://127.0.0.1:1"],
     ];
     for args in bad {
-        let out = Command::new(&bin)
+        let out = demo_command()?
             .args(*args)
             .env_remove("MQTT_USERNAME")
             .env_remove("MQTT_PASSWORD")
