@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables set here are for the sourcing scripts
 # Sourced by scripts/cross-test.sh, scripts/layout-check.sh and
 # scripts/system-lib-test.sh: what each supported target needs on a Debian
 # PC, and the qemu-user runner that makes `cargo test --target ...` work.
@@ -33,20 +34,19 @@ cross_target() {
     esac
     TARGET_VAR=${TARGET//-/_}          # armv7_unknown_linux_gnueabihf
     TARGET_VAR_UC=${TARGET_VAR^^}      # ARMV7_UNKNOWN_LINUX_GNUEABIHF
+    # The C compiler the cc/cmake crates use for this target: CC_<triple>,
+    # else TARGET_CC when cross, else cc / the Debian cross gcc.
+    local cc_var="CC_$TARGET_VAR"
     if [ "$TARGET" = "$HOST_TRIPLE" ]; then
         NATIVE=1
-        CROSS_CC_DEFAULT=cc
+        CROSS_CC=${!cc_var:-cc}
         SYSROOT=/
     else
         NATIVE=
-        CROSS_CC_DEFAULT=$GNU_TRIPLE-gcc
+        CROSS_CC=${!cc_var:-${TARGET_CC:-$GNU_TRIPLE-gcc}}
         # Debian's libc6-dev-<arch>-cross: the target's libc and dynamic loader.
         SYSROOT=/usr/$GNU_TRIPLE
     fi
-    # The C compiler the cc/cmake crates use for this target (CC_<triple>).
-    local cc_var="CC_$TARGET_VAR"
-    CROSS_CC=${!cc_var:-${TARGET_CC:-$CROSS_CC_DEFAULT}}
-    [ -n "$NATIVE" ] && CROSS_CC=${!cc_var:-cc}
     # The sysroot qemu-user loads the target's ld.so and libc from.
     QEMU_SYSROOT=${QEMU_LD_PREFIX:-$SYSROOT}
 }

@@ -25,7 +25,7 @@ cd "$root"
 # shellcheck source=scripts/cross-env.sh
 . scripts/cross-env.sh
 
-headers= keep= target=host
+headers='' keep='' target=host
 cargo_args=()
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# System-library mode (no `bundled` feature): the whole test suite against a
+# Paho C that is already there, the way a C user or a board image has it.
+#
+#   x86_64 (default): Debian's libpaho-mqtt-dev (Paho C 1.3.12, shared
+#       library) from /usr, installed if missing. Checks the 1.3.12 headers'
+#       struct layouts against the 1.3.16 bindings, runs every test with
+#       --no-default-features, and checks the test binaries really load
+#       /usr/lib/<multiarch>/libpaho-mqtt3c.so.1.
+#   armv7 | aarch64: a board-style sysroot in <target dir>/paho-sysroot/<arch>:
+#       Debian's <arch> packages libpaho-mqtt1.3 and libpaho-mqtt-dev,
+#       downloaded through a private apt view (the machine's dpkg is not
+#       changed) and unpacked, plus the cross libc. The build points at it
+#       with PAHO_MQTT_C_LIB_DIR / PAHO_MQTT_C_INCLUDE_DIR, the layout check
+#       uses its headers, and every test runs under qemu-user with the
+#       sysroot as the target's root file system (-L).
+#   --multiarch (with armv7/aarch64): use Debian multiarch instead
+#       (dpkg --add-architecture; apt-get install libpaho-mqtt-dev:<arch>),
+#       as root. If apt cannot install it, apt's error is shown, the added
+#       architecture is removed again and the script fails.
+#
+# Usage: scripts/system-lib-test.sh [x86_64 | armv7 | aarch64] [--multiarch]
+#   SKIP_INSTALL=1   never install or download; fail if something is missing
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+start=$(date +%s)
+step() { printf '\n\033[1m== [system lib %s] %s (%ss)\033[0m\n' "${TARGET:-?}" "$*" $(( $(date +%s) - start )); }
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+# shellcheck source=scripts/cross-env.sh
+. scripts/cross-env.sh
+
+target=x86_64 multiarch=''
+for a in "$@"; do
+    case "$a" in
+        --multiarch) multiarch=1 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "system-lib-test.sh: unknown option $a" >&2; exit 2 ;;
+        *) target=$a ;;
+    esac
+done
+cross_target "$target" || exit 2
+[ -z "$multiarch" ] || [ -z "$NATIVE" ] || cross_die "--multiarch is for the ARM targets"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/system-lib-test.XXXXXX")
+added_arch=''
+cleanup() {
+    rm -rf "$tmp"
+    if [ -n "$added_arch" ]; then
+        echo "removing the $added_arch architecture added by this script"
+        dpkg --remove-architecture "$added_arch" || true
+    fi
+}
+trap cleanup EXIT
+
+apt_install() { # apt_install <package>...
+    [ -z "${SKIP_INSTALL:-}" ] || cross_die "missing: $*" "(SKIP_INSTALL is set)"
+    [ "$(id -u)" = 0 ] || cross_die "missing: $*" "run as root, or: sudo apt-get install $*"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || cross_die "apt-get update failed"
+    apt-get install -y -qq --no-install-recommends "$@" || cross_die "apt-get install $* failed"
+}
+
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c \
+    'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+
+# ------------------------------------------------------------------ the library
+if [ -n "$NATIVE" ]; then
+    step "1/4 Debian's libpaho-mqtt-dev"
+    [ -f /usr/include/MQTTClient.h ] && compgen -G "/usr/lib/$GNU_TRIPLE/libpaho-mqtt3c.so" >/dev/null ||
+        apt_install libpaho-mqtt-dev
+    dpkg-query -W -f='${Package}:${Architecture} ${Version}\n' libpaho-mqtt-dev libpaho-mqtt1.3 ||
+        cross_die "libpaho-mqtt-dev is not installed"
+    headers=/usr/include
+    libdir=/usr/lib/$GNU_TRIPLE
+    unset PAHO_MQTT_C_LIB_DIR PAHO_MQTT_C_INCLUDE_DIR
+elif [ -n "$multiarch" ]; then
+    step "1/4 Debian multiarch: libpaho-mqtt-dev:$DEB_ARCH"
+    if ! dpkg-query -W "libpaho-mqtt1.3:$DEB_ARCH" >/dev/null 2>&1; then
+        [ -z "${SKIP_INSTALL:-}" ] || cross_die "libpaho-mqtt1.3:$DEB_ARCH is not installed (SKIP_INSTALL is set)"
+        [ "$(id -u)" = 0 ] || cross_die "--multiarch installs packages: run as root"
+        if ! dpkg --print-foreign-architectures | grep -qx "$DEB_ARCH"; then
+            dpkg --add-architecture "$DEB_ARCH"
+            added_arch=$DEB_ARCH
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq 2>&1 | tee "$tmp/apt-update.log" || true
+        if ! apt-get install -y --no-install-recommends "libpaho-mqtt-dev:$DEB_ARCH" 2>&1 | tee "$tmp/apt.log" ||
+            ! dpkg-query -W "libpaho-mqtt1.3:$DEB_ARCH" >/dev/null 2>&1; then
+            mapfile -t why < <(grep -E '^(E:|W:| )' "$tmp/apt-update.log" "$tmp/apt.log" | cut -c1-200 | head -20)
+            cross_die "apt-get install libpaho-mqtt-dev:$DEB_ARCH failed (multiarch); apt said:" "${why[@]}"
+        fi
+        added_arch=''   # installed: keep the architecture
+    fi
+    dpkg-query -W -f='${Package}:${Architecture} ${Version}\n' "libpaho-mqtt1.3:$DEB_ARCH"
+    # The .so link for `-lpaho-mqtt3c` comes with the -dev package; the
+    # headers are architecture independent (/usr/include).
+    headers=/usr/include
+    libdir=/usr/lib/$GNU_TRIPLE
+    [ -e "$libdir/libpaho-mqtt3c.so" ] || cross_die "$libdir/libpaho-mqtt3c.so missing (libpaho-mqtt-dev:$DEB_ARCH)"
+    # Debian's libc6:<arch> is in / now: the machine's root is the target's root.
+    QEMU_SYSROOT=/
+else
+    step "1/4 a $DEB_ARCH sysroot with Debian's libpaho-mqtt1.3 and libpaho-mqtt-dev"
+    sysroot="$target_dir/paho-sysroot/$DEB_ARCH"
+    debs="$target_dir/paho-sysroot/debs-$DEB_ARCH"
+    if ! compgen -G "$debs/libpaho-mqtt1.3_*_$DEB_ARCH.deb" >/dev/null ||
+        ! compgen -G "$debs/libpaho-mqtt-dev_*_$DEB_ARCH.deb" >/dev/null; then
+        [ -z "${SKIP_INSTALL:-}" ] || cross_die "no $DEB_ARCH Paho C packages in $debs (SKIP_INSTALL is set)"
+        # A private apt view for $DEB_ARCH: own lists, cache and (empty) dpkg
+        # status, so the machine's apt and dpkg state are not touched.
+        view="$tmp/apt"
+        mkdir -p "$view/lists/partial" "$view/cache/archives/partial" "$debs"
+        : >"$view/status"
+        aptv=(-o "APT::Architecture=$DEB_ARCH" -o "APT::Architectures::=$DEB_ARCH"
+            -o "Dir::State::Lists=$view/lists" -o "Dir::State::status=$view/status"
+            -o "Dir::Cache=$view/cache" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+        # Some index (e.g. a security suite mid-sync) may fail; what counts is
+        # whether the packages can be downloaded below.
+        apt-get "${aptv[@]}" update 2>&1 | grep -E '^(E|W):' || true
+        (cd "$debs" && apt-get "${aptv[@]}" download libpaho-mqtt1.3 libpaho-mqtt-dev) ||
+            cross_die "cannot download Debian's $DEB_ARCH libpaho-mqtt1.3/libpaho-mqtt-dev"
+    fi
+    rm -rf "$sysroot"
+    mkdir -p "$sysroot"
+    for deb in "$debs"/*.deb; do
+        echo "unpacking $(basename "$deb")"
+        dpkg-deb -x "$deb" "$sysroot"
+    done
+    # The target's libc and dynamic loader, where a board has them.
+    [ -e "$SYSROOT/lib/libc.so.6" ] || cross_die "$SYSROOT/lib/libc.so.6 missing (libc6-$DEB_ARCH-cross)"
+    ln -sfn "$SYSROOT/lib" "$sysroot/lib"
+    headers=$sysroot/usr/include
+    libdir=$sysroot/usr/lib/$GNU_TRIPLE
+    QEMU_SYSROOT=$sysroot
+fi
+[ -f "$headers/MQTTClient.h" ] || cross_die "no MQTTClient.h in $headers"
+[ -e "$libdir/libpaho-mqtt3c.so" ] || cross_die "no libpaho-mqtt3c.so in $libdir"
+echo "headers  $headers"
+echo "library  $(readlink -f "$libdir/libpaho-mqtt3c.so")"
+if [ -z "$NATIVE" ]; then
+    export PAHO_MQTT_C_LIB_DIR=$libdir PAHO_MQTT_C_INCLUDE_DIR=$headers
+    # layout-check.sh and the runner take the target root from here.
+    export QEMU_LD_PREFIX=$QEMU_SYSROOT
+    cross_runner
+    echo "runner   $RUNNER_VAR=${!RUNNER_VAR}"
+fi
+target_args=()
+[ -n "$NATIVE" ] || target_args=(--target "$TARGET")
+
+# ------------------------------------------------------------------ layout
+step "2/4 layout: these headers vs the committed bindings"
+scripts/layout-check.sh --headers "$headers" "$TARGET" -- --no-default-features
+
+# ------------------------------------------------------------------ tests
+step "3/4 the whole test suite, --no-default-features"
+cargo nextest run "${target_args[@]+"${target_args[@]}"}" --no-default-features --no-fail-fast ||
+    cross_die "tests failed against the system Paho C ($libdir)"
+if [ -n "$NATIVE" ] && [ -f tests/tls.rs ] && [ -f "/usr/lib/$GNU_TRIPLE/libpaho-mqtt3cs.so" ]; then
+    step "3/4 TLS tests against the system libpaho-mqtt3cs (--features ssl)"
+    cargo nextest run --no-default-features --features ssl --no-fail-fast --lib --test tls ||
+        cross_die "TLS tests failed against the system Paho C"
+fi
+
+# ------------------------------------------------------------------ proof
+step "4/4 the test binaries load the system library"
+bins=$(cargo nextest list "${target_args[@]+"${target_args[@]}"}" --no-default-features \
+    --message-format json 2>/dev/null | python3 -c '
+import json, sys
+for b in json.load(sys.stdin)["rust-suites"].values():
+    print(b["binary-path"])')
+[ -n "$bins" ] || cross_die "cargo nextest list found no test binaries"
+checked=0
+for bin in $bins; do
+    if LC_ALL=C readelf -d "$bin" | grep -q 'NEEDED.*\[libpaho-mqtt3c\.so\.1\]'; then
+        checked=$((checked + 1))
+    fi
+done
+[ "$checked" -gt 0 ] || cross_die "no test binary needs libpaho-mqtt3c.so.1: the system library was not linked"
+echo "$checked test binaries need libpaho-mqtt3c.so.1 (none carries a static copy of Paho C)"
+for bin in $bins; do
+    ! LC_ALL=C nm "$bin" 2>/dev/null | grep -q ' T MQTTClient_create$' ||
+        cross_die "$bin contains Paho C itself (static); expected the shared library"
+done
+if [ -n "$NATIVE" ]; then
+    first=$(for b in $bins; do readelf -d "$b" | grep -q libpaho-mqtt3c && echo "$b" && break; done)
+    ldd "$first" | grep paho || cross_die "ldd does not resolve libpaho-mqtt3c for $first"
+else
+    echo "runtime: libpaho-mqtt3c.so.1 resolved by the target's ld.so inside $QEMU_SYSROOT"
+fi
+step "all passed: system Paho C ($(basename "$(readlink -f "$libdir/libpaho-mqtt3c.so")")) on $TARGET"
