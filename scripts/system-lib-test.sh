@@ -72,8 +72,9 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c \
 # ------------------------------------------------------------------ the library
 if [ -n "$NATIVE" ]; then
     step "1/4 Debian's libpaho-mqtt-dev"
-    [ -f /usr/include/MQTTClient.h ] && compgen -G "/usr/lib/$GNU_TRIPLE/libpaho-mqtt3c.so" >/dev/null ||
+    if [ ! -f /usr/include/MQTTClient.h ] || [ ! -e "/usr/lib/$GNU_TRIPLE/libpaho-mqtt3c.so" ]; then
         apt_install libpaho-mqtt-dev
+    fi
     dpkg-query -W -f='${Package}:${Architecture} ${Version}\n' libpaho-mqtt-dev libpaho-mqtt1.3 ||
         cross_die "libpaho-mqtt-dev is not installed"
     headers=/usr/include
