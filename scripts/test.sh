@@ -90,4 +90,21 @@ cargo test --doc
 step "TLS tests (feature ssl)"
 cargo nextest run --features ssl --no-fail-fast --lib --test tls
 
+# ---------------------------------------------------------------- issue 4: layouts, system library, ARM
+# Each script installs what it needs (unless SKIP_INSTALL) and fails loudly.
+step "layout check: Rust bindings = C compiler (scripts/layout-check.sh)"
+scripts/layout-check.sh
+
+step "system library: the suite against Debian's libpaho-mqtt-dev (scripts/system-lib-test.sh)"
+scripts/system-lib-test.sh x86_64
+
+step "armv7 under qemu-user (scripts/cross-test.sh)"
+scripts/cross-test.sh armv7-unknown-linux-gnueabihf
+
+step "aarch64 under qemu-user (scripts/cross-test.sh)"
+scripts/cross-test.sh aarch64-unknown-linux-gnu
+
+step "system library on armv7: Debian's armhf Paho C in a sysroot, under qemu (scripts/system-lib-test.sh)"
+scripts/system-lib-test.sh armv7
+
 step "all passed in $(( $(date +%s) - start ))s"
