@@ -120,7 +120,8 @@ led() { printf 'trigger=%s brightness=%s' "$(cat "$tmp/leds/sys-led/trigger")" "
 say "thermal_zone0/temp = 45678 (millidegrees), leds/sys-led: $(led)"
 
 # Everything the demo publishes, as a user's phone app would see it.
-sub -v -t "$prefix/#" -F "   ${dim}[mosquitto_sub]${off} %t %p" &
+# (Not through the `sub` function: `$!` must be mosquitto_sub itself.)
+mosquitto_sub -h 127.0.0.1 -p "$port" -v -t "$prefix/#" -F "   ${dim}[mosquitto_sub]${off} %t %p" &
 pids+=($!)
 sleep 0.3
 
