@@ -268,7 +268,10 @@ impl Client {
     }
 
     /// Connects to the broker (`MQTTClient_connect`). A CONNACK refusal is
-    /// [`Error::ConnectionRefused`] with the broker's return code.
+    /// [`Error::ConnectionRefused`] with the broker's return code. A network
+    /// failure (connection refused, host unreachable, time-out, TLS handshake)
+    /// is `Error::Library(-1)` (`MQTTCLIENT_FAILURE`), as in C, which says no
+    /// more; [`set_trace_level`](crate::set_trace_level) shows which step failed.
     ///
     /// May be called from a connection-lost callback to reconnect.
     pub fn connect(&self, options: &ConnectOptions) -> Result<ConnectResponse> {
@@ -486,6 +489,11 @@ impl Client {
     /// Subscribes to a topic filter (`MQTTClient_subscribe`, through
     /// `MQTTClient_subscribeMany` to learn the granted QoS). Returns the QoS the
     /// broker granted; a refusal (SUBACK `0x80`) is [`Error::SubscriptionRefused`].
+    ///
+    /// Waits for the SUBACK up to the command timeout
+    /// ([`set_command_timeout`](Self::set_command_timeout), 10 s by default).
+    /// If the connection drops meanwhile, the C library keeps waiting until that
+    /// timeout and then returns `Error::Library(-1)`.
     pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS> {
         Ok(self.subscribe_many(&[(filter, qos)])?[0])
     }
@@ -539,7 +547,8 @@ impl Client {
         qos.into_iter().map(QoS::try_from).collect()
     }
 
-    /// Unsubscribes from a topic filter (`MQTTClient_unsubscribe`).
+    /// Unsubscribes from a topic filter (`MQTTClient_unsubscribe`). Waits for
+    /// the UNSUBACK like [`subscribe`](Self::subscribe) waits for the SUBACK.
     pub fn unsubscribe(&self, filter: &str) -> Result<()> {
         self.unsubscribe_many(&[filter])
     }
