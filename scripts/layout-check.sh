@@ -48,16 +48,20 @@ else
 fi
 [ -f "$headers/MQTTClient.h" ] || cross_die "no MQTTClient.h in $headers"
 
+where=''
+[ -n "$NATIVE" ] || where=" under $QEMU -L $QEMU_SYSROOT"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/layout-check.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-echo "== layout: C side: $CROSS_CC, $what in $headers"
+cflags_var="CFLAGS_$TARGET_VAR"   # the target's C flags, as the cc crate takes them
+echo "== layout: C side: $CROSS_CC ${!cflags_var:-}, $what in $headers"
 command -v "$CROSS_CC" >/dev/null || cross_die "C compiler $CROSS_CC for $TARGET not found"
-"$CROSS_CC" -std=gnu11 -Wall -Wextra -Werror -I"$headers" \
+# shellcheck disable=SC2086  # CFLAGS are words
+"$CROSS_CC" ${!cflags_var:-} -std=gnu11 -Wall -Wextra -Werror -I"$headers" \
     paho-mqtt-c/layout/layout.c -o "$tmp/layout" ||
     cross_die "$CROSS_CC could not build paho-mqtt-c/layout/layout.c"
 if ! cross_exec "$tmp/layout" >"$tmp/layout.txt"; then
-    cross_die "the C layout program failed to run on $TARGET${NATIVE:+}${NATIVE:- (under $QEMU -L $QEMU_SYSROOT)}"
+    cross_die "the C layout program failed to run on $TARGET$where"
 fi
 facts=$(grep -c '^[a-z]' "$tmp/layout.txt" || true)
 [ "$facts" -ge 100 ] || cross_die "the C layout program printed only $facts facts (see $tmp/layout.txt)"
@@ -65,7 +69,7 @@ head -1 "$tmp/layout.txt"
 echo "   $facts facts"
 [ -n "$keep" ] && cp "$tmp/layout.txt" "$keep"
 
-echo "== layout: Rust side: tests/layout.rs for $TARGET${NATIVE:- under $QEMU}"
+echo "== layout: Rust side: tests/layout.rs for $TARGET$where"
 log="$tmp/nextest.log"
 set +e
 target_args=(--target "$TARGET")

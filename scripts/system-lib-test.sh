@@ -8,12 +8,15 @@
 #       --no-default-features, and checks the test binaries really load
 #       /usr/lib/<multiarch>/libpaho-mqtt3c.so.1.
 #   armv7 | aarch64: a board-style sysroot in <target dir>/paho-sysroot/<arch>:
-#       Debian's <arch> packages libpaho-mqtt1.3 and libpaho-mqtt-dev,
-#       downloaded through a private apt view (the machine's dpkg is not
-#       changed) and unpacked, plus the cross libc. The build points at it
-#       with PAHO_MQTT_C_LIB_DIR / PAHO_MQTT_C_INCLUDE_DIR, the layout check
-#       uses its headers, and every test runs under qemu-user with the
-#       sysroot as the target's root file system (-L).
+#       Debian's <arch> packages libpaho-mqtt1.3, libpaho-mqtt-dev, libc6,
+#       libc6-dev, libgcc-s1 and linux-libc-dev, downloaded through a private
+#       apt view (the machine's apt and dpkg state are not changed) and
+#       unpacked. The build uses it as a board SDK's sysroot is used:
+#       PAHO_MQTT_C_LIB_DIR / PAHO_MQTT_C_INCLUDE_DIR point into it and the
+#       linker gets --sysroot (CARGO_TARGET_<TRIPLE>_RUSTFLAGS); the layout
+#       check compiles against its headers (CFLAGS_<triple>=--sysroot=...);
+#       every test runs under qemu-user with the sysroot as the target's root
+#       file system (-L), so its own ld.so and libc load the library.
 #   --multiarch (with armv7/aarch64): use Debian multiarch instead
 #       (dpkg --add-architecture; apt-get install libpaho-mqtt-dev:<arch>),
 #       as root. If apt cannot install it, apt's error is shown, the added
@@ -107,11 +110,15 @@ elif [ -n "$multiarch" ]; then
     # Debian's libc6:<arch> is in / now: the machine's root is the target's root.
     QEMU_SYSROOT=/
 else
-    step "1/4 a $DEB_ARCH sysroot with Debian's libpaho-mqtt1.3 and libpaho-mqtt-dev"
+    step "1/4 a $DEB_ARCH sysroot from Debian packages (Paho C, libc)"
     sysroot="$target_dir/paho-sysroot/$DEB_ARCH"
     debs="$target_dir/paho-sysroot/debs-$DEB_ARCH"
-    if ! compgen -G "$debs/libpaho-mqtt1.3_*_$DEB_ARCH.deb" >/dev/null ||
-        ! compgen -G "$debs/libpaho-mqtt-dev_*_$DEB_ARCH.deb" >/dev/null; then
+    packages=(libpaho-mqtt1.3 libpaho-mqtt-dev libc6 libc6-dev libgcc-s1 linux-libc-dev)
+    have_all=1
+    for p in "${packages[@]}"; do
+        compgen -G "$debs/${p}_*.deb" >/dev/null || have_all=''
+    done
+    if [ -z "$have_all" ]; then
         [ -z "${SKIP_INSTALL:-}" ] || cross_die "no $DEB_ARCH Paho C packages in $debs (SKIP_INSTALL is set)"
         # A private apt view for $DEB_ARCH: own lists, cache and (empty) dpkg
         # status, so the machine's apt and dpkg state are not touched.
@@ -124,8 +131,9 @@ else
         # Some index (e.g. a security suite mid-sync) may fail; what counts is
         # whether the packages can be downloaded below.
         apt-get "${aptv[@]}" update 2>&1 | grep -E '^(E|W):' || true
-        (cd "$debs" && apt-get "${aptv[@]}" download libpaho-mqtt1.3 libpaho-mqtt-dev) ||
-            cross_die "cannot download Debian's $DEB_ARCH libpaho-mqtt1.3/libpaho-mqtt-dev"
+        rm -f "$debs"/*.deb
+        (cd "$debs" && apt-get "${aptv[@]}" download "${packages[@]}") ||
+            cross_die "cannot download Debian's $DEB_ARCH packages ${packages[*]}"
     fi
     rm -rf "$sysroot"
     mkdir -p "$sysroot"
@@ -133,12 +141,16 @@ else
         echo "unpacking $(basename "$deb")"
         dpkg-deb -x "$deb" "$sysroot"
     done
-    # The target's libc and dynamic loader, where a board has them.
-    [ -e "$SYSROOT/lib/libc.so.6" ] || cross_die "$SYSROOT/lib/libc.so.6 missing (libc6-$DEB_ARCH-cross)"
-    ln -sfn "$SYSROOT/lib" "$sysroot/lib"
+    [ -e "$sysroot/lib/$GNU_TRIPLE/libc.so.6" ] || cross_die "no libc.so.6 in the sysroot"
     headers=$sysroot/usr/include
     libdir=$sysroot/usr/lib/$GNU_TRIPLE
     QEMU_SYSROOT=$sysroot
+    # Link against the sysroot's libc (as against a board SDK), and compile
+    # the layout program against its headers.
+    rustflags_var="CARGO_TARGET_${TARGET_VAR_UC}_RUSTFLAGS"
+    export "$rustflags_var=${!rustflags_var:+${!rustflags_var} }-C link-arg=--sysroot=$sysroot"
+    export "CFLAGS_$TARGET_VAR=--sysroot=$sysroot"
+    echo "linker   $rustflags_var=${!rustflags_var}"
 fi
 [ -f "$headers/MQTTClient.h" ] || cross_die "no MQTTClient.h in $headers"
 [ -e "$libdir/libpaho-mqtt3c.so" ] || cross_die "no libpaho-mqtt3c.so in $libdir"
