@@ -179,7 +179,10 @@ scripts/layout-check.sh "$TARGET"
 step "6/6 the required tests ran under qemu"
 # What issue 4 names, by test binary and test name: extend, never remove.
 required=(
-    'demo online_temperature_led_and_sigint'
+    'pubsub round_trips_with_receive'                        # QoS 0/1/2 publish/subscribe
+    'pubsub round_trips_with_callbacks_and_delivery_tokens'  # QoS 0/1/2 with callbacks
+    'will_keepalive will_is_published_when_the_connection_is_cut'  # will at QoS 0/1/2
+    'demo online_temperature_led_and_sigint'                 # the demo: temperature, LED, SIGINT
 )
 if [ -z "${CROSS_TEST_FILTER:-}" ]; then
     for t in "${required[@]}"; do
