@@ -113,8 +113,13 @@ for profile in "${built[@]}"; do
     echo "  peak RSS (VmHWM of the qemu process): $peak; last temperature: $temps; LED: $(cat "$tmp/led/trigger")/$(cat "$tmp/led/brightness")"
     guest=''
     if [ "${TARGET%%-*}" != aarch64 ]; then
-        echo "  the guest's own RSS (mappings below 4 GiB, highest of 1 s samples): $guest_peak kB"
-        guest=", the demo's own pages $guest_peak kB"
+        if [ "$guest_peak" -lt 256 ]; then
+            # qemu put the guest somewhere else (guest_base != 0): no estimate.
+            echo "  the guest's own RSS: not measurable (no guest mappings below 4 GiB)"
+        else
+            echo "  the guest's own RSS (mappings below 4 GiB, highest of 1 s samples): $guest_peak kB"
+            guest=", the demo's own pages $guest_peak kB"
+        fi
     fi
     summary+=("$(printf '%-14s %8s bytes stripped; under qemu: peak RSS %s (emulator included)%s' \
         "$profile" "$(stat -c %s "$tmp/mqtt_client.$profile")" "$peak" "$guest")")
