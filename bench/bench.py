@@ -1,0 +1,756 @@
+#!/usr/bin/env python3
+"""Side-by-side MQTT client benchmark: paho-mqtt-sync vs Paho C vs paho-mqtt
+vs rumqttc, against one private Mosquitto on 127.0.0.1.
+
+    bench/run.sh            full run, writes BENCHMARKS.md and bench/chart.svg
+    bench/run.sh --smoke    tiny sizes, one round; fails if any count is off
+
+It builds every client (cargo for the Rust ones, gcc for the C ones, all on the
+same static Paho C library), starts the broker on a free port, runs the cases
+with the clients interleaved (A B C D A B C D ...), checks that the broker got
+or delivered every message of every run, and writes the report.
+Standard library only.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", BENCH / "target"))
+HOST = "127.0.0.1"
+
+CFLAGS = ["-O2", "-Wall", "-Wextra"]
+CFLAGS_MIN = ["-Os", "-s"]
+
+# key -> (label, binary, mode for receive cases, mode for latency cases)
+CLIENTS = {
+    "c_sync": ("Paho C, synchronous (no callbacks)", "c_sync", "recv", "lat"),
+    "c_cb": ("Paho C, callback mode", "c_cb", "recv", "lat"),
+    "sync_rs": ("paho-mqtt-sync (this crate)", "sync_rs", "recv", "lat"),
+    "sync_rs_cb": ("paho-mqtt-sync, message callback", "sync_rs", "recvcb", "latcb"),
+    "paho_rs": ("paho-mqtt 0.14, sync Client", "paho_rs", "recv", "lat"),
+    "rumqttc_rs": ("rumqttc 0.25, sync Client", "rumqttc_rs", "recv", "lat"),
+}
+SHORT = {
+    "c_sync": "C sync",
+    "c_cb": "C callback",
+    "sync_rs": "paho-mqtt-sync",
+    "sync_rs_cb": "paho-mqtt-sync (callback)",
+    "paho_rs": "paho-mqtt",
+    "rumqttc_rs": "rumqttc",
+}
+COLORS = {
+    "c_sync": "#7f7f7f",
+    "c_cb": "#bcbd22",
+    "sync_rs": "#1f77b4",
+    "sync_rs_cb": "#17becf",
+    "paho_rs": "#d62728",
+    "rumqttc_rs": "#ff7f0e",
+}
+PUB_CLIENTS = ["c_sync", "c_cb", "sync_rs", "paho_rs", "rumqttc_rs"]
+RECV_CLIENTS = ["c_sync", "c_cb", "sync_rs", "sync_rs_cb", "paho_rs", "rumqttc_rs"]
+LAT_CLIENTS = ["c_sync", "c_cb", "sync_rs", "sync_rs_cb", "paho_rs", "rumqttc_rs"]
+
+
+def cases(smoke):
+    """(name, title, kind, qos, size, count, clients, per-client counts)."""
+    n = (lambda full, small: small if smoke else full)
+    capped = n(50, 5)  # C sync at QoS > 0: ~10 msg/s (100 ms polling)
+    return [
+        ("pub_q0", "Publish QoS 0, 64 B", "pub", 0, 64, n(200_000, 100), PUB_CLIENTS, {}),
+        ("pub_q1", "Publish QoS 1, 64 B, one in flight", "pub", 1, 64, n(20_000, 100), PUB_CLIENTS,
+         {"c_sync": capped}),
+        ("pub_q2", "Publish QoS 2, 64 B, one in flight", "pub", 2, 64, n(10_000, 100), PUB_CLIENTS,
+         {"c_sync": capped}),
+        ("pub_q1_16k", "Publish QoS 1, 16 KiB, one in flight", "pub", 1, 16384, n(10_000, 100),
+         PUB_CLIENTS, {"c_sync": capped}),
+        ("recv_q0", "Receive QoS 0, 64 B", "recv", 0, 64, n(100_000, 100), RECV_CLIENTS, {}),
+        ("recv_q1", "Receive QoS 1, 64 B", "recv", 1, 64, n(20_000, 100), RECV_CLIENTS, {}),
+        ("lat_q1", "Publish-to-receive latency, QoS 1, 64 B", "lat", 1, 64, n(5_000, 100),
+         LAT_CLIENTS, {"c_sync": capped}),
+    ]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
+
+
+# ---------------------------------------------------------------- building
+
+
+def cargo_build(profile, bins):
+    """Builds bins; returns (bin dir, paho-mqtt-sys out dir)."""
+    cmd = ["cargo", "build", "--profile", profile, "--message-format=json-render-diagnostics"]
+    for b in bins:
+        cmd += ["--bin", b]
+    env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET))
+    log(f"$ {' '.join(cmd)}")
+    p = subprocess.run(cmd, cwd=BENCH, env=env, text=True, stdout=subprocess.PIPE)
+    if p.returncode != 0:
+        sys.exit(f"cargo build failed ({p.returncode})")
+    out_dir = None
+    for line in p.stdout.splitlines():
+        try:
+            m = json.loads(line)
+        except ValueError:
+            continue
+        if m.get("reason") == "build-script-executed" and "paho-mqtt-sys" in m.get("package_id", ""):
+            out_dir = Path(m["out_dir"])
+    if out_dir is None or not (out_dir / "lib" / "libpaho-mqtt3c.a").is_file():
+        sys.exit("cannot find the Paho C library that paho-mqtt-sys built")
+    pdir = "release" if profile == "release" else profile
+    return TARGET / pdir, out_dir
+
+
+def gcc(src, out, paho, flags):
+    cmd = ["gcc", *flags, f"-I{paho / 'include'}", "-o", str(out), str(BENCH / "c" / src),
+           str(paho / "lib" / "libpaho-mqtt3c.a"), "-lpthread"]
+    log(f"$ {' '.join(cmd)}")
+    subprocess.run(cmd, check=True)
+
+
+def cmake_build_type(paho):
+    cache = (paho / "build" / "CMakeCache.txt").read_text()
+    bt = re.search(r"^CMAKE_BUILD_TYPE:STRING=(.*)$", cache, re.M).group(1)
+    flags = re.search(r"^CMAKE_C_FLAGS_" + bt.upper() + r":STRING=(.*)$", cache, re.M)
+    base = re.search(r"^CMAKE_C_FLAGS:STRING=(.*)$", cache, re.M)
+    return bt, (flags.group(1) if flags else "").strip(), (base.group(1) if base else "").strip()
+
+
+def build():
+    rel, paho = cargo_build("release", ["sync_rs", "paho_rs", "rumqttc_rs"])
+    cdir = TARGET / "c"
+    cdir.mkdir(parents=True, exist_ok=True)
+    for name in ["c_sync", "c_cb"]:
+        gcc(f"{name}.c", cdir / name, paho, CFLAGS)
+    log(f"$ gcc -O2 -o {cdir / 'rss'} c/rss.c")
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(cdir / "rss"), str(BENCH / "c" / "rss.c")], check=True)
+    mins, paho_min = cargo_build("minsize", ["min_sync", "min_paho", "min_rumqttc"])
+    gcc("min_pub.c", cdir / "min_c", paho_min, CFLAGS_MIN)
+    bins = {
+        "rss": cdir / "rss",
+        "c_sync": cdir / "c_sync",
+        "c_cb": cdir / "c_cb",
+        "sync_rs": rel / "sync_rs",
+        "paho_rs": rel / "paho_rs",
+        "rumqttc_rs": rel / "rumqttc_rs",
+    }
+    minimal = {
+        "c": cdir / "min_c",
+        "sync_rs": mins / "min_sync",
+        "paho_rs": mins / "min_paho",
+        "rumqttc_rs": mins / "min_rumqttc",
+    }
+    return bins, minimal, paho, paho_min
+
+
+# ---------------------------------------------------------------- broker
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A private Mosquitto on 127.0.0.1 and a free port."""
+
+    CONFIG = """\
+listener {port} {host}
+allow_anonymous true
+persistence false
+# Never drop: the receive cases queue 100,000 messages for offline sessions,
+# and the checker's session holds a whole publish run.
+max_inflight_messages 1000
+max_queued_messages 0
+max_queued_bytes 0
+queue_qos0_messages true
+message_size_limit 0
+sys_interval 0
+log_dest stderr
+log_type error
+log_type warning
+"""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="paho-sync-bench-"))
+        self.port = free_port()
+        self.config = self.CONFIG.format(port=self.port, host=HOST)
+        (self.dir / "mosquitto.conf").write_text(self.config)
+        self.log = open(self.dir / "mosquitto.log", "w")
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.exe = exe
+        self.proc = subprocess.Popen([exe, "-c", str(self.dir / "mosquitto.conf")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"mosquitto exited: {(self.dir / 'mosquitto.log').read_text()}")
+            try:
+                socket.create_connection((HOST, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        sys.exit("mosquitto did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- running
+
+
+class Failure(Exception):
+    pass
+
+
+def run_client(exe, mode, qos, count, size, run, topic, client_id=None, timeout=900):
+    args = [str(exe), mode, HOST, str(BROKER.port), str(qos), str(count), str(size), run, topic]
+    if client_id:
+        args.append(client_id)
+    try:
+        p = subprocess.run(args, text=True, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"{' '.join(args)}: timed out after {timeout} s")
+    if p.returncode != 0:
+        raise Failure(f"{' '.join(args)}: exit {p.returncode}: {p.stderr.strip()[-500:]}")
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        raise Failure(f"{' '.join(args)}: no result line")
+    return json.loads(lines[-1])
+
+
+CHECKER_ID = "bench-checker"
+
+
+def check_published(run, count):
+    """The checker's persistent session (subscribed to bench/p/#) holds every
+    message the broker got during the run: drain and count them."""
+    r = run_client(BINS["c_cb"], "count", 2, count, 0, run, "-", CHECKER_ID)
+    if r["received"] != count or r["foreign"] != 0:
+        raise Failure(f"run {run}: the broker got {r['received']} of {count} messages "
+                      f"({r['foreign']} foreign, first: {r.get('first_foreign', '')!r})")
+    return r
+
+
+def one_run(case, client, rnd, seq):
+    name, _title, kind, qos, size, count, _clients, counts = case
+    count = counts.get(client, count)
+    _label, binary, recv_mode, lat_mode = CLIENTS[client]
+    exe = BINS[binary]
+    run = f"{name}.{rnd}.{seq}"
+    if kind == "pub":
+        r = run_client(exe, "pub", qos, count, size, run, f"bench/p/{run}")
+        check_published(run, count)
+        r["checked"] = count
+    elif kind == "recv":
+        session = f"rcv-{run}"
+        topic = f"bench/r/{run}"
+        run_client(BINS["c_cb"], "prep", qos, 0, 0, run, topic, session)
+        feed = run_client(BINS["c_cb"], "pub", qos, count, size, run, topic, f"feed-{run}")
+        if feed["messages"] != count:
+            raise Failure(f"feeder of {run} published {feed['messages']} of {count}")
+        r = run_client(exe, recv_mode, qos, count, size, run, topic, session)
+        if r["received"] != count:
+            raise Failure(f"run {run} ({client}): received {r['received']} of {count}")
+        r["checked"] = count
+    else:
+        r = run_client(exe, lat_mode, 1, count, size, run, f"bench/l/{run}")
+        if r["received"] != count:
+            raise Failure(f"run {run} ({client}): {r['received']} of {count} came back")
+        r["checked"] = count
+    r.update(case=name, key=client, round=rnd)
+    return r
+
+
+def run_minimal(minimal, rounds):
+    """Peak RSS of the minimal publishers (ru_maxrss, through the small
+    c/rss.c parent), interleaved."""
+    rows = []
+    for rnd in range(rounds):
+        for key, exe in minimal.items():
+            t0 = time.perf_counter()
+            p = subprocess.run([str(BINS["rss"]), str(exe), HOST, str(BROKER.port)],
+                               text=True, capture_output=True, timeout=60)
+            wall = time.perf_counter() - t0
+            m = re.search(r"^RSS=(\d+)$", p.stderr, re.M)
+            if p.returncode != 0 or not m:
+                raise Failure(f"minimal publisher {key}: exit {p.returncode}: {p.stderr.strip()[-300:]}")
+            rows.append({"case": "minimal", "key": key, "round": rnd, "peak_rss_kib": int(m.group(1)),
+                         "wall_s": wall})
+    return rows
+
+
+def stripped_size(exe):
+    tmp = TARGET / "stripped"
+    tmp.mkdir(exist_ok=True)
+    dst = tmp / exe.name
+    shutil.copy(exe, dst)
+    subprocess.run(["strip", "--strip-all", str(dst)], check=True)
+    return dst.stat().st_size, exe.stat().st_size
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+
+def stats(values):
+    return {"median": med(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def metric(case_kind):
+    return "p50_us" if case_kind == "lat" else "rate"
+
+
+def summarize(results, case_list):
+    """Per case and client: medians, ranges and pair-by-pair ratios to the C programs."""
+    out = {}
+    for case in case_list:
+        name, title, kind, qos, size, count, clients, counts = case
+        rows = [r for r in results if r.get("case") == name]
+        by = {c: {r["round"]: r for r in rows if r["key"] == c} for c in clients}
+        entry = {"title": title, "kind": kind, "clients": {}}
+        for c in clients:
+            rs = by[c]
+            if not rs:
+                continue
+            e = {"count": counts.get(c, count)}
+            keys = ["p50_us", "p99_us"] if kind == "lat" else ["rate"]
+            for k in keys:
+                e[k] = stats([r[k] for r in rs.values()])
+            for ref in ("c_sync", "c_cb"):
+                if ref in by and ref != c:
+                    pairs = [rs[i][metric(kind)] / by[ref][i][metric(kind)]
+                             for i in rs if i in by[ref] and by[ref][i][metric(kind)] > 0]
+                    if pairs:
+                        e[f"ratio_{ref}"] = stats(pairs)
+                        if kind == "lat":
+                            p99 = [rs[i]["p99_us"] / by[ref][i]["p99_us"] for i in rs if i in by[ref]]
+                            e[f"ratio99_{ref}"] = stats(p99)
+            e["connect_ms"] = stats([r["connect_ms"] for r in rs.values()])
+            e["disconnect_ms"] = stats([r["disconnect_ms"] for r in rs.values()])
+            e["peak_rss_kib"] = stats([r["peak_rss_kib"] for r in rs.values()])
+            entry["clients"][c] = e
+        out[name] = entry
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_rate(v):
+    return f"{v:,.0f}"
+
+
+def fmt_ratio(s):
+    if not s:
+        return "–"
+    return f"{s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f})"
+
+
+def fmt_range(s, f=fmt_rate):
+    return f"{f(s['median'])} ({f(s['min'])}–{f(s['max'])})"
+
+
+def machine_info():
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1))
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, AttributeError):
+        pass
+    osname = ""
+    try:
+        osname = re.search(r'PRETTY_NAME="([^"]*)"', open("/etc/os-release").read()).group(1)
+    except (OSError, AttributeError):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {mem}; {osname}, Linux {platform.release()}"
+
+
+def first_line(cmd):
+    try:
+        p = subprocess.run(cmd, text=True, capture_output=True)
+        return (p.stdout or p.stderr).strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def lock_versions():
+    text = (BENCH / "Cargo.lock").read_text()
+    found = {}
+    for m in re.finditer(r'name = "([^"]+)"\nversion = "([^"]+)"', text):
+        found.setdefault(m.group(1), m.group(2))
+    return found
+
+
+def paho_c_version(paho):
+    try:
+        t = (paho / "build" / "VersionInfo.h").read_text()
+        return re.search(r'CLIENT_VERSION\s+"([^"]+)"', t).group(1)
+    except (OSError, AttributeError):
+        return "?"
+
+
+def svg_chart(summary, case_list):
+    """Grouped horizontal bars: each client's median relative to Paho C."""
+    groups = []
+    for case in case_list:
+        name, title, kind = case[0], case[1], case[2]
+        e = summary.get(name)
+        if not e:
+            continue
+        ref = "c_sync" if name == "pub_q0" else "c_cb"
+        bars = []
+        for c, v in e["clients"].items():
+            r = v.get(f"ratio_{ref}")
+            if c == ref:
+                bars.append((c, 1.0))
+            elif r:
+                val = r["median"]
+                if kind == "lat":
+                    val = 1.0 / val  # speed: C latency / client latency
+                bars.append((c, val))
+        groups.append((title, ref, bars))
+    bar_h, gap, left, width = 16, 22, 300, 520
+    height = 60 + sum(len(b) * bar_h + gap + 18 for _, _, b in groups) + 40
+    vmax = max([v for _, _, b in groups for _, v in b] + [1.0])
+    vmax = min(max(1.6, vmax * 1.05), 60.0)
+    scale = width / vmax
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" '
+         f'font-family="sans-serif" font-size="12">',
+         f'<rect width="100%" height="100%" fill="white"/>',
+         f'<text x="10" y="22" font-size="15" font-weight="bold">Speed relative to Paho C '
+         f'(median of pair-by-pair ratios; higher is better)</text>',
+         f'<text x="10" y="40" fill="#555">Reference: C synchronous program for QoS 0 publish, '
+         f'C callback-mode program elsewhere; latency shown as C p50 / client p50.</text>']
+    y = 60
+    for title, ref, bars in groups:
+        o.append(f'<text x="10" y="{y + 12}" font-weight="bold">{title}</text>')
+        y += 18
+        for c, v in bars:
+            w = max(1.0, min(v, vmax) * scale)
+            o.append(f'<text x="{left - 8}" y="{y + 12}" text-anchor="end">{SHORT[c]}</text>')
+            o.append(f'<rect x="{left}" y="{y + 2}" width="{w:.1f}" height="{bar_h - 4}" '
+                     f'fill="{COLORS[c]}"/>')
+            label = f"{v:.2f}×" + (" (clipped)" if v > vmax else "")
+            o.append(f'<text x="{left + w + 6:.1f}" y="{y + 12}">{label}</text>')
+            y += bar_h
+        y += gap
+    x1 = left + scale
+    o.append(f'<line x1="{x1:.1f}" y1="50" x2="{x1:.1f}" y2="{y}" stroke="#333" '
+             f'stroke-dasharray="4 3"/>')
+    o.append(f'<text x="{x1:.1f}" y="{y + 14}" text-anchor="middle">1.0 = Paho C</text>')
+    o.append("</svg>")
+    return "\n".join(o) + "\n"
+
+
+def targets(summary, sizes, rss):
+    rows = []
+
+    def get(case, c):
+        return summary.get(case, {}).get("clients", {}).get(c)
+
+    s = get("pub_q0", "sync_rs")
+    if s and "ratio_c_sync" in s:
+        r = s["ratio_c_sync"]["median"]
+        rows.append(("QoS 0 publish ≥ 0.97 × C synchronous", f"{r:.3f} ×", r >= 0.97))
+    for case in ("pub_q1", "pub_q2"):
+        e = summary.get(case, {}).get("clients", {})
+        if "sync_rs" not in e:
+            continue
+        mine = e["sync_rs"]["rate"]["median"]
+        others = {c: v["rate"]["median"] for c, v in e.items() if c not in ("sync_rs", "c_sync")}
+        best = max(others, key=others.get)
+        qos = case[-1]
+        rows.append((f"QoS {qos} publish faster than every other client",
+                     f"{fmt_rate(mine)} msg/s vs best other {SHORT[best]} {fmt_rate(others[best])}",
+                     all(mine > v for v in others.values())))
+    for case in ("recv_q0", "recv_q1"):
+        for c in ("sync_rs_cb", "sync_rs"):
+            s = get(case, c)
+            if s and "ratio_c_cb" in s:
+                r = s["ratio_c_cb"]["median"]
+                how = "callback" if c == "sync_rs_cb" else "receive()"
+                rows.append((f"Receive QoS {case[-1]} ({how}) ≥ 0.97 × C callback-mode subscriber",
+                             f"{r:.3f} ×", r >= 0.97))
+    if "sync_rs" in sizes:
+        b = sizes["sync_rs"][0]
+        rows.append(("Minimal publisher < 400 KB stripped", f"{b / 1000:.0f} KB", b < 400_000))
+    if "sync_rs" in rss and "c" in rss:
+        r = rss["sync_rs"] / rss["c"]
+        rows.append(("Minimal publisher peak RSS within 10 % of C", f"{r:.3f} ×", r <= 1.10))
+    return rows
+
+
+def write_report(path, chart_path, summary, case_list, sizes, rss, info, failures):
+    L = []
+    L.append("# Benchmarks\n")
+    L.append("Generated by `bench/run.sh` (harness in [`bench/`](bench/)); do not edit by hand.\n")
+    L.append("| | |\n|---|---|")
+    for k, v in info:
+        L.append(f"| {k} | {v} |")
+    L.append("")
+    L.append("Broker configuration (`mosquitto.conf`, port chosen at run time):\n")
+    L.append("```\n" + BROKER.config.rstrip() + "\n```\n")
+    if failures:
+        L.append("## FAILURES\n")
+        for f in failures:
+            L.append(f"- {f}")
+        L.append("")
+    tgt = targets(summary, sizes, rss)
+    if tgt:
+        L.append("## Targets\n")
+        L.append("| Target | This run | Met |\n|---|---|---|")
+        for t, v, ok in tgt:
+            L.append(f"| {t} | {v} | {'yes' if ok else '**no**'} |")
+        L.append("")
+    L.append(f"![Relative speed chart]({chart_path})\n")
+    L.append("## Throughput\n")
+    L.append("Messages per second: median (min–max) over the runs. Ratios are computed pair "
+             "by pair (the client's run divided by the C program's run of the same round), "
+             "then the median (min–max) of those ratios is shown; > 1 is faster than C.\n")
+    for case in case_list:
+        name, title, kind = case[0], case[1], case[2]
+        e = summary.get(name)
+        if not e or kind == "lat":
+            continue
+        L.append(f"### {title}\n")
+        L.append("| Client | Messages | msg/s | × C sync | × C callback | Peak RSS (MiB) |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for c, v in e["clients"].items():
+            L.append(f"| {CLIENTS[c][0]} | {v['count']:,} | {fmt_range(v['rate'])} | "
+                     f"{fmt_ratio(v.get('ratio_c_sync')) if c != 'c_sync' else '1'} | "
+                     f"{fmt_ratio(v.get('ratio_c_cb')) if c != 'c_cb' else '1'} | "
+                     f"{v['peak_rss_kib']['median'] / 1024:.1f} |")
+        L.append("")
+    for case in case_list:
+        name, title, kind = case[0], case[1], case[2]
+        e = summary.get(name)
+        if not e or kind != "lat":
+            continue
+        L.append(f"## {title}\n")
+        L.append("Microseconds from the publish call until the message is back from the broker "
+                 "(same client subscribed); median (min–max) over the runs of each run's "
+                 "percentile. Ratio: client ÷ C callback mode, pair by pair (< 1 is faster).\n")
+        L.append("| Client | Messages | p50 µs | p99 µs | p50 × C callback | p99 × C callback |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        f1 = (lambda x: f"{x:,.1f}")
+        for c, v in e["clients"].items():
+            L.append(f"| {CLIENTS[c][0]} | {v['count']:,} | {fmt_range(v['p50_us'], f1)} | "
+                     f"{fmt_range(v['p99_us'], f1)} | "
+                     f"{fmt_ratio(v.get('ratio_c_cb')) if c != 'c_cb' else '1'} | "
+                     f"{fmt_ratio(v.get('ratio99_c_cb')) if c != 'c_cb' else '1'} |")
+        L.append("")
+    L.append("## Connect and disconnect\n")
+    L.append("Milliseconds, median (min–max) over every run of every case above: `connect` is "
+             "create + connect until the CONNACK is processed; `disconnect` is disconnect + "
+             "destroy/drop.\n")
+    L.append("| Client | Connect ms | Disconnect ms |\n|---|---:|---:|")
+    f2 = (lambda x: f"{x:,.2f}")
+    for c in CLIENTS:
+        con, dis = [], []
+        for e in summary.values():
+            v = e["clients"].get(c)
+            if v:
+                con.append(v["connect_ms"]["median"])
+                dis.append(v["disconnect_ms"]["median"])
+        if con:
+            L.append(f"| {CLIENTS[c][0]} | {f2(med(con))} ({f2(min(con))}–{f2(max(con))}) | "
+                     f"{f2(med(dis))} ({f2(min(dis))}–{f2(max(dis))}) |")
+    L.append("")
+    L.append("## Minimal publisher: size and memory\n")
+    L.append("The same program per client (connect, publish one QoS 1 message, wait for the "
+             "acknowledgement, disconnect): Rust with the `minsize` profile (opt-level \"z\", "
+             "LTO, one codegen unit, stripped), C with `gcc -Os -s` on the static "
+             "`libpaho-mqtt3c.a` of the same profile. Sizes after `strip --strip-all`; peak RSS "
+             "is the process's `ru_maxrss` (what `/usr/bin/time` reports; measured by "
+             "`bench/c/rss.c`), median of the runs.\n")
+    L.append("| Client | Stripped size | Peak RSS | × C size | × C RSS |\n|---|---:|---:|---:|---:|")
+    names = {"c": "Paho C", "sync_rs": "paho-mqtt-sync", "paho_rs": "paho-mqtt 0.14",
+             "rumqttc_rs": "rumqttc 0.25"}
+    for k in ["c", "sync_rs", "paho_rs", "rumqttc_rs"]:
+        if k in sizes and k in rss:
+            b = sizes[k][0]
+            L.append(f"| {names[k]} | {b:,} B ({b / 1000:.0f} KB) | {rss[k] / 1024:.2f} MiB | "
+                     f"{b / sizes['c'][0]:.2f} | {rss[k] / rss['c']:.2f} |")
+    L.append("")
+    L.append(METHOD)
+    Path(path).write_text("\n".join(L) + "\n")
+
+
+METHOD = """## Method
+
+- **One broker for all**: a private Mosquitto on 127.0.0.1 and a free port, started by the
+  harness with the configuration shown above (persistence off, nothing ever dropped:
+  `max_queued_messages 0`, `queue_qos0_messages true`, `max_inflight_messages 1000`).
+- **One program per client**, each a separate binary: `sync_rs` (this crate's safe API),
+  `c_sync` and `c_cb` (C written in `bench/c/`, on the same `libpaho-mqtt3c.a` the Rust
+  clients link), `paho_rs` (`paho-mqtt` 0.14 sync `Client`, default features off,
+  `bundled`), `rumqttc_rs` (`rumqttc` sync `Client` + `Connection`, default features off).
+- **Publish**: COUNT messages, payload `RUN:SEQ:xxx…`, one in flight at QoS 1/2 (each client
+  waits for the PUBACK / PUBCOMP before the next publish: `wait_for_completion`, a condition
+  variable signalled from `deliveryComplete`, `paho-mqtt`'s blocking `publish`, `rumqttc`
+  driven until the ack). The time runs from the first publish to the last completion
+  (QoS 0: to the last publish call returning; `rumqttc`: to the event loop having written
+  the last message). The plain synchronous C program waits with
+  `MQTTClient_waitForCompletion`, which polls in 100 ms steps: it runs with 50 messages.
+- **Counts, not trust**: a checker (`c_cb count`) owns a persistent session subscribed to
+  `bench/p/#`; after every publish run it drains the session and must find every sequence
+  number of that run exactly once, and nothing else. Receive and latency runs count
+  distinct sequence numbers themselves; a run that misses one fails the benchmark.
+- **Receive**: before each run a persistent session is created for the subscriber and a
+  separate publisher (the C callback program) fills it with COUNT messages; the client then
+  connects with that session and counts them. The rate is taken between the first and the
+  last message the application sees, so it measures how fast the client delivers messages,
+  not the publisher or the connect.
+- **Latency**: the client subscribes to its own topic and, one message at a time, publishes
+  at QoS 1 and waits for the message to come back (and for its PUBACK).
+- **Interleaving**: for each case the clients run A B C D … A B C D …, so drift of the
+  machine hits all of them; ratios are computed pair by pair within a round.
+"""
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    global BROKER, BINS
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes and one round (CI)")
+    ap.add_argument("--runs", type=int, help="rounds per case (default 7, smoke 1)")
+    ap.add_argument("--only", help="comma-separated case names (e.g. pub_q1,lat_q1)")
+    ap.add_argument("--out", help="report path (default BENCHMARKS.md, smoke: target/smoke/)")
+    a = ap.parse_args()
+    rounds = a.runs or (1 if a.smoke else 7)
+    case_list = cases(a.smoke)
+    if a.only:
+        wanted = set(a.only.split(","))
+        case_list = [c for c in case_list if c[0] in wanted]
+    started = time.time()
+    command = "bench/run.sh" + ("".join(f" {x}" for x in sys.argv[1:]))
+
+    bins, minimal, paho, paho_min = build()
+    BINS = bins
+    if a.smoke:
+        out = Path(a.out) if a.out else TARGET / "smoke" / "BENCHMARKS.md"
+    else:
+        out = Path(a.out) if a.out else REPO / "BENCHMARKS.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    chart = out.parent / ("bench/chart.svg" if out.resolve() == (REPO / "BENCHMARKS.md").resolve()
+                          else "chart.svg")
+    chart.parent.mkdir(parents=True, exist_ok=True)
+    raw_path = TARGET / ("smoke-results.jsonl" if a.smoke else "results.jsonl")
+
+    BROKER = Broker()
+    results, failures = [], []
+    try:
+        run_client(BINS["c_cb"], "prep", 2, 0, 0, "setup", "bench/p/#", CHECKER_ID)
+        seq = 0
+        for case in case_list:
+            log(f"== {case[0]}: {case[1]} ({rounds} rounds)")
+            for rnd in range(rounds):
+                line = []
+                for client in case[6]:
+                    seq += 1
+                    try:
+                        r = one_run(case, client, rnd, seq)
+                        results.append(r)
+                        v = r.get("p50_us") if case[2] == "lat" else r.get("rate")
+                        line.append(f"{SHORT[client]} {v:,.0f}")
+                    except Failure as e:
+                        failures.append(str(e))
+                        log(f"FAIL: {e}")
+                        line.append(f"{SHORT[client]} FAIL")
+                log(f"  round {rnd + 1}: " + " | ".join(line))
+        try:
+            results += run_minimal(minimal, rounds)
+        except Failure as e:
+            failures.append(str(e))
+            log(f"FAIL: {e}")
+    finally:
+        BROKER.stop()
+
+    with open(raw_path, "w") as f:
+        for r in results:
+            f.write(json.dumps(r) + "\n")
+    summary = summarize(results, case_list)
+    sizes = {k: stripped_size(exe) for k, exe in minimal.items()}
+    rss = {}
+    for k in minimal:
+        v = [r["peak_rss_kib"] for r in results if r.get("case") == "minimal" and r["key"] == k]
+        if v:
+            rss[k] = med(v)
+    v = lock_versions()
+    bt, btflags, base = cmake_build_type(paho)
+    bt_min, btflags_min, _ = cmake_build_type(paho_min)
+    elapsed = time.time() - started
+    info = [
+        ("Command", f"`{command}` ({'smoke' if a.smoke else 'full'} mode, {rounds} rounds per case, "
+                    f"{elapsed / 60:.1f} min)"),
+        ("Date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("Machine", machine_info()),
+        ("Broker", f"{first_line([BROKER.exe, '-h'])}, private instance on {HOST}"),
+        ("Paho C", f"{paho_c_version(paho)}, static `libpaho-mqtt3c.a` / `libpaho-mqtt3a.a` built by "
+                   f"paho-mqtt-sys {v.get('paho-mqtt-sys', '?')} (CMake {bt}: `{btflags}`; "
+                   f"minimal publishers: {bt_min} `{btflags_min}`)"),
+        ("C programs", f"{first_line(['gcc', '--version'])}: `gcc {' '.join(CFLAGS)}` "
+                       f"(minimal publisher: `gcc {' '.join(CFLAGS_MIN)}`), `-lpthread`"),
+        ("Rust", f"{first_line(['rustc', '--version'])}, release profile (opt-level 3)"),
+        ("Clients", f"paho-mqtt-sync {read_crate_version()}, paho-mqtt {v.get('paho-mqtt', '?')}, "
+                    f"rumqttc {v.get('rumqttc', '?')} (tokio {v.get('tokio', '?')})"),
+    ]
+    write_report(out, os.path.relpath(chart, out.parent), summary, case_list, sizes, rss, info, failures)
+    chart.write_text(svg_chart(summary, case_list))
+    log(f"wrote {out} and {chart} ({elapsed:.0f} s); raw results in {raw_path}")
+    if failures:
+        log(f"{len(failures)} failure(s):")
+        for f in failures:
+            log(f"  {f}")
+        sys.exit(1)
+
+
+def read_crate_version():
+    m = re.search(r'^version = "([^"]+)"', (REPO / "Cargo.toml").read_text(), re.M)
+    return m.group(1) if m else "?"
+
+
+if __name__ == "__main__":
+    main()

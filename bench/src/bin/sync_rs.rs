@@ -1,0 +1,280 @@
+//! Benchmark client: this crate's safe API (`paho_mqtt_sync::Client`).
+//! See `bench::Args` for the command line; besides the common modes,
+//! `recvcb` and `latcb` receive through a message-arrived callback instead of
+//! `Client::receive`.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bench::{die, latency_report, ms, receive_report, throughput, Args, Payload, Report, Seen};
+use paho_mqtt_sync::{Callbacks, Client, ConnectOptions, Persistence, QoS};
+
+const NAME: &str = "sync_rs";
+/// A receiver gives up when no message came for this long.
+const IDLE: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
+
+fn qos(q: u8) -> QoS {
+    QoS::try_from(i32::from(q)).unwrap_or_else(|e| die(&e.to_string()))
+}
+
+fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    r.unwrap_or_else(|e| die(&format!("{what}: {e}")))
+}
+
+/// Creates and connects a client; returns it and the connect time.
+fn connect(a: &Args, clean: bool) -> (Client, f64) {
+    let t0 = Instant::now();
+    let client = ok(
+        Client::create(&a.uri(), &a.client_id, Persistence::None),
+        "create",
+    );
+    let opts = ConnectOptions::new()
+        .keep_alive_interval(Duration::from_secs(30))
+        .clean_session(clean);
+    ok(client.connect(&opts), "connect");
+    (client, ms(t0, Instant::now()))
+}
+
+/// Disconnects and destroys the client; returns the time it took.
+fn close(client: Client) -> f64 {
+    let t0 = Instant::now();
+    ok(client.disconnect(Duration::from_secs(10)), "disconnect");
+    drop(client);
+    ms(t0, Instant::now())
+}
+
+fn publish(a: &Args) {
+    let (client, connect_ms) = connect(a, true);
+    let q = qos(a.qos);
+    let mut payload = Payload::new(&a.run, a.size);
+    let t0 = Instant::now();
+    for seq in 0..a.count {
+        let token = ok(
+            client.publish(&a.topic, payload.fill(seq), q, false),
+            "publish",
+        );
+        if q != QoS::AtMostOnce {
+            ok(
+                client.wait_for_completion(token, WAIT),
+                "wait_for_completion",
+            );
+        }
+    }
+    let elapsed = t0.elapsed();
+    let disconnect_ms = close(client);
+    let mut r = Report::new(NAME, a);
+    throughput(&mut r, a.count, elapsed);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
+/// Counts the queued messages of a persistent session with `receive`.
+fn receive(a: &Args) {
+    let mut seen = Seen::new(&a.run, a.count);
+    let (mut first, mut last) = (None, None);
+    let (client, connect_ms) = connect(a, false);
+    while !seen.complete() {
+        match ok(client.receive(IDLE), "receive") {
+            Some((_topic, msg)) => {
+                let now = Instant::now();
+                first.get_or_insert(now);
+                if seen.record(msg.payload()) {
+                    last = Some(now);
+                }
+            }
+            None => break,
+        }
+    }
+    let disconnect_ms = close(client);
+    let mut r = Report::new(NAME, a);
+    receive_report(&mut r, &seen, first, last);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
+struct Counted {
+    seen: Seen,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+/// Counts the queued messages of a persistent session in a message callback.
+fn receive_callback(a: &Args) {
+    let shared = Arc::new((
+        Mutex::new(Counted {
+            seen: Seen::new(&a.run, a.count),
+            first: None,
+            last: None,
+        }),
+        Condvar::new(),
+    ));
+    let t0 = Instant::now();
+    let mut client = ok(
+        Client::create(&a.uri(), &a.client_id, Persistence::None),
+        "create",
+    );
+    let s = shared.clone();
+    ok(
+        client.set_callbacks(Callbacks::new().on_message_arrived(move |_topic, msg| {
+            let now = Instant::now();
+            let mut c = s.0.lock().unwrap();
+            c.first.get_or_insert(now);
+            if c.seen.record(msg.payload()) {
+                c.last = Some(now);
+                if c.seen.complete() {
+                    s.1.notify_all();
+                }
+            }
+            true
+        })),
+        "set_callbacks",
+    );
+    let opts = ConnectOptions::new()
+        .keep_alive_interval(Duration::from_secs(30))
+        .clean_session(false);
+    ok(client.connect(&opts), "connect");
+    let connect_ms = ms(t0, Instant::now());
+    {
+        let mut c = shared.0.lock().unwrap();
+        while !c.seen.complete() {
+            let before = c.seen.distinct;
+            c = shared.1.wait_timeout(c, IDLE).unwrap().0;
+            if c.seen.distinct == before && !c.seen.complete() {
+                break;
+            }
+        }
+    }
+    let disconnect_ms = close(client);
+    let c = shared.0.lock().unwrap();
+    let mut r = Report::new(NAME, a);
+    receive_report(&mut r, &c.seen, c.first, c.last);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
+/// Publish-to-receive latency at QoS 1 through the broker.
+fn latency(a: &Args) {
+    let (client, connect_ms) = connect(a, true);
+    ok(client.subscribe(&a.topic, QoS::AtLeastOnce), "subscribe");
+    let mut payload = Payload::new(&a.run, a.size);
+    let mut seen = Seen::new(&a.run, a.count);
+    let mut samples = Vec::with_capacity(a.count);
+    for seq in 0..a.count {
+        let t0 = Instant::now();
+        let token = ok(
+            client.publish(&a.topic, payload.fill(seq), QoS::AtLeastOnce, false),
+            "publish",
+        );
+        loop {
+            match ok(client.receive(IDLE), "receive") {
+                Some((_t, msg)) => {
+                    if seen.record(msg.payload()) {
+                        samples.push(t0.elapsed().as_nanos() as u64);
+                        break;
+                    }
+                }
+                None => die("latency: message did not come back"),
+            }
+        }
+        ok(
+            client.wait_for_completion(token, WAIT),
+            "wait_for_completion",
+        );
+    }
+    let disconnect_ms = close(client);
+    let mut r = Report::new(NAME, a);
+    r.int("received", seen.distinct as u64);
+    latency_report(&mut r, samples);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
+struct Arrivals {
+    seen: Seen,
+    /// When the callback saw the newest message of the run.
+    last: Option<Instant>,
+}
+
+/// Latency with a message-arrived callback taking the arrival time (the
+/// shape of the C callback-mode program).
+fn latency_callback(a: &Args) {
+    let shared = Arc::new((
+        Mutex::new(Arrivals {
+            seen: Seen::new(&a.run, a.count),
+            last: None,
+        }),
+        Condvar::new(),
+    ));
+    let t0 = Instant::now();
+    let mut client = ok(
+        Client::create(&a.uri(), &a.client_id, Persistence::None),
+        "create",
+    );
+    let s = shared.clone();
+    ok(
+        client.set_callbacks(Callbacks::new().on_message_arrived(move |_topic, msg| {
+            let now = Instant::now();
+            let mut c = s.0.lock().unwrap();
+            if c.seen.record(msg.payload()) {
+                c.last = Some(now);
+                s.1.notify_one();
+            }
+            true
+        })),
+        "set_callbacks",
+    );
+    let opts = ConnectOptions::new().keep_alive_interval(Duration::from_secs(30));
+    ok(client.connect(&opts), "connect");
+    let connect_ms = ms(t0, Instant::now());
+    ok(client.subscribe(&a.topic, QoS::AtLeastOnce), "subscribe");
+    let mut payload = Payload::new(&a.run, a.size);
+    let mut samples = Vec::with_capacity(a.count);
+    for seq in 0..a.count {
+        let t0 = Instant::now();
+        let token = ok(
+            client.publish(&a.topic, payload.fill(seq), QoS::AtLeastOnce, false),
+            "publish",
+        );
+        let arrived = {
+            let mut c = shared.0.lock().unwrap();
+            while c.seen.distinct <= seq {
+                let (g, timeout) = shared.1.wait_timeout(c, IDLE).unwrap();
+                c = g;
+                if timeout.timed_out() && c.seen.distinct <= seq {
+                    die("latency: message did not come back");
+                }
+            }
+            c.last.unwrap_or_else(Instant::now)
+        };
+        samples.push(arrived.duration_since(t0).as_nanos() as u64);
+        ok(
+            client.wait_for_completion(token, WAIT),
+            "wait_for_completion",
+        );
+    }
+    let disconnect_ms = close(client);
+    let received = shared.0.lock().unwrap().seen.distinct;
+    let mut r = Report::new(NAME, a);
+    r.int("received", received as u64);
+    latency_report(&mut r, samples);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
+fn main() {
+    let a = Args::parse(NAME);
+    match a.mode.as_str() {
+        "pub" => publish(&a),
+        "recv" => receive(&a),
+        "recvcb" => receive_callback(&a),
+        "lat" => latency(&a),
+        "latcb" => latency_callback(&a),
+        m => die(&format!("unknown mode {m}")),
+    }
+}
