@@ -9,6 +9,10 @@
 #                         GNU_TRIPLE, DEB_ARCH, CROSS_CC, QEMU, SYSROOT, NATIVE
 #   cross_runner          exports CARGO_TARGET_<TRIPLE>_RUNNER (qemu-user) for
 #                         a foreign target, unless the caller set one already
+#   cross_install <name>  installs what building for and testing on an ARM
+#                         target needs (Debian packages as root, Rust with
+#                         rustup, the Rust target, cargo-nextest), then calls
+#                         cross_target; fails loudly if it cannot
 
 HOST_TRIPLE=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p' || true)
 
@@ -91,4 +95,75 @@ cross_die() {
         echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
     } >&2
     exit 1
+}
+
+cross_install() {
+    local gnu deb qemu p
+    case "$1" in
+        armv7* | arm | armhf) gnu=arm-linux-gnueabihf deb=armhf qemu=qemu-arm-static ;;
+        aarch64* | arm64) gnu=aarch64-linux-gnu deb=arm64 qemu=qemu-aarch64-static ;;
+        *) cross_die "unsupported target '$1' (armv7-unknown-linux-gnueabihf or aarch64-unknown-linux-gnu)" ;;
+    esac
+    local need=()
+    _cross_want() { # <command-or-absolute-file> <debian package>
+        if [[ $1 == /* ]]; then [ -e "$1" ] || need+=("$2")
+        else command -v "$1" >/dev/null 2>&1 || need+=("$2"); fi
+    }
+    _cross_want "$gnu-gcc" "gcc-$gnu"
+    _cross_want "/usr/$gnu/include/stdio.h" "libc6-dev-$deb-cross"
+    _cross_want "$qemu" qemu-user-static
+    _cross_want cc gcc                          # build scripts run on the PC
+    _cross_want /usr/include/stdio.h libc6-dev
+    _cross_want cmake cmake
+    _cross_want make make
+    _cross_want /usr/sbin/mosquitto mosquitto
+    _cross_want mosquitto_passwd mosquitto
+    _cross_want mosquitto_sub mosquitto-clients
+    _cross_want python3 python3
+    _cross_want curl curl
+    _cross_want /etc/ssl/certs/ca-certificates.crt ca-certificates
+    if [ ${#need[@]} -gt 0 ]; then
+        [ -z "${SKIP_INSTALL:-}" ] || cross_die "missing Debian packages: ${need[*]}" "(SKIP_INSTALL is set)"
+        [ "$(id -u)" = 0 ] || cross_die "missing Debian packages: ${need[*]}" \
+            "run as root, or: sudo apt-get install ${need[*]}"
+        echo "apt-get install ${need[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq || cross_die "apt-get update failed"
+        apt-get install -y -qq --no-install-recommends "${need[@]}" ||
+            cross_die "apt-get install ${need[*]} failed: nothing was built or tested for $1"
+        for p in "${need[@]}"; do
+            dpkg -s "$p" >/dev/null 2>&1 || cross_die "package $p is still not installed"
+        done
+    fi
+
+    if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+        # shellcheck disable=SC1091
+        . "$HOME/.cargo/env"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        [ -z "${SKIP_INSTALL:-}" ] || cross_die "cargo not found (SKIP_INSTALL is set)"
+        echo "installing Rust with rustup"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal ||
+            cross_die "rustup installation failed"
+        # shellcheck disable=SC1091
+        . "$HOME/.cargo/env"
+    fi
+    HOST_TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+    cross_target "$1" || exit 2
+    local std
+    std=$(rustc --print sysroot)/lib/rustlib/$TARGET/lib
+    if ! compgen -G "$std/libstd-*.rlib" >/dev/null; then
+        [ -z "${SKIP_INSTALL:-}" ] || cross_die "the Rust standard library for $TARGET is missing (SKIP_INSTALL is set)"
+        command -v rustup >/dev/null 2>&1 ||
+            cross_die "the Rust standard library for $TARGET is missing and rustup is not there to add it"
+        echo "rustup target add $TARGET"
+        rustup target add "$TARGET" || cross_die "rustup target add $TARGET failed"
+        compgen -G "$std/libstd-*.rlib" >/dev/null ||
+            cross_die "rustup target add $TARGET ran, but $std has no libstd"
+    fi
+    if ! command -v cargo-nextest >/dev/null 2>&1; then
+        [ -z "${SKIP_INSTALL:-}" ] || cross_die "cargo-nextest not found (SKIP_INSTALL is set)"
+        echo "cargo install cargo-nextest"
+        cargo install --locked cargo-nextest || cross_die "cargo install cargo-nextest failed"
+    fi
 }

@@ -55,65 +55,7 @@ fi
 
 # ------------------------------------------------------------------ 1. install
 step "1/6 tools for ${TARGET:-$1}"
-need_apt=()
-want() { # want <command-or-absolute-file> <debian package>
-    if [[ $1 == /* ]]; then [ -e "$1" ] || need_apt+=("$2")
-    else command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); fi
-}
-case "$1" in
-    armv7* | arm | armhf) gnu=arm-linux-gnueabihf deb=armhf qemu=qemu-arm-static ;;
-    aarch64* | arm64) gnu=aarch64-linux-gnu deb=arm64 qemu=qemu-aarch64-static ;;
-    *) cross_die "unsupported target '$1' (armv7-unknown-linux-gnueabihf or aarch64-unknown-linux-gnu)" ;;
-esac
-want "$gnu-gcc" "gcc-$gnu"
-want "/usr/$gnu/include/stdio.h" "libc6-dev-$deb-cross"
-want "$qemu" qemu-user-static
-want cmake cmake
-want make make
-want /usr/sbin/mosquitto mosquitto
-want mosquitto_passwd mosquitto
-want mosquitto_sub mosquitto-clients
-want python3 python3
-want curl curl
-if [ ${#need_apt[@]} -gt 0 ]; then
-    [ -z "${SKIP_INSTALL:-}" ] || cross_die "missing Debian packages: ${need_apt[*]}" "(SKIP_INSTALL is set)"
-    [ "$(id -u)" = 0 ] || cross_die "missing Debian packages: ${need_apt[*]}" \
-        "run as root, or: sudo apt-get install ${need_apt[*]}"
-    echo "apt-get install ${need_apt[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || cross_die "apt-get update failed"
-    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" ||
-        cross_die "apt-get install ${need_apt[*]} failed: the cross test did NOT run"
-    for p in "${need_apt[@]}"; do
-        dpkg -s "$p" >/dev/null 2>&1 || cross_die "package $p is still not installed"
-    done
-fi
-
-if ! command -v cargo >/dev/null 2>&1; then
-    [ -z "${SKIP_INSTALL:-}" ] || cross_die "cargo not found (SKIP_INSTALL is set)"
-    echo "installing Rust with rustup"
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal ||
-        cross_die "rustup installation failed"
-    # shellcheck disable=SC1091
-    . "$HOME/.cargo/env"
-    . scripts/cross-env.sh
-fi
-cross_target "$1"
-sysroot_lib=$(rustc --print sysroot)/lib/rustlib/$TARGET/lib
-if ! compgen -G "$sysroot_lib/libstd-*.rlib" >/dev/null; then
-    [ -z "${SKIP_INSTALL:-}" ] || cross_die "the Rust standard library for $TARGET is missing (SKIP_INSTALL is set)"
-    command -v rustup >/dev/null 2>&1 ||
-        cross_die "the Rust standard library for $TARGET is missing and rustup is not there to add it"
-    echo "rustup target add $TARGET"
-    rustup target add "$TARGET" || cross_die "rustup target add $TARGET failed"
-    compgen -G "$sysroot_lib/libstd-*.rlib" >/dev/null ||
-        cross_die "rustup target add $TARGET ran, but $sysroot_lib has no libstd"
-fi
-if ! command -v cargo-nextest >/dev/null 2>&1; then
-    [ -z "${SKIP_INSTALL:-}" ] || cross_die "cargo-nextest not found (SKIP_INSTALL is set)"
-    echo "cargo install cargo-nextest"
-    cargo install --locked cargo-nextest || cross_die "cargo install cargo-nextest failed"
-fi
+cross_install "$1"
 cross_runner
 echo "target      $TARGET"
 echo "C compiler  $(command -v "$CROSS_CC") ($("$CROSS_CC" -dumpversion))"

@@ -49,6 +49,7 @@ for a in "$@"; do
 done
 cross_target "$target" || exit 2
 [ -z "$multiarch" ] || [ -z "$NATIVE" ] || cross_die "--multiarch is for the ARM targets"
+[ -n "$NATIVE" ] || cross_install "$TARGET"   # cross gcc, qemu-user, the Rust target, ...
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/system-lib-test.XXXXXX")
 added_arch=''
