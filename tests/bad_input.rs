@@ -20,7 +20,7 @@ fn still_works(c: &Client) -> anyhow::Result<()> {
     c.subscribe(&t, QoS::AtLeastOnce)?;
     let tok = c.publish(&t, b"ok", QoS::AtLeastOnce, false)?;
     c.wait_for_completion(tok, WAIT)?;
-    assert_eq!(common::recv(&c, WAIT)?.1.payload(), b"ok");
+    assert_eq!(common::recv(c, WAIT)?.1.payload(), b"ok");
     Ok(())
 }
 

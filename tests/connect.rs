@@ -80,8 +80,7 @@ fn connect_to_closed_port_fails_quickly() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[test]
-fn connect_timeout_bounds_a_broker_that_never_answers() -> anyhow::Result<()> {
+fn silent_broker_body() -> anyhow::Result<()> {
     let silent = common::SilentServer::start()?;
     let c = Client::create(
         &format!("tcp://127.0.0.1:{}", silent.port()),
@@ -93,17 +92,73 @@ fn connect_timeout_bounds_a_broker_that_never_answers() -> anyhow::Result<()> {
         .connect(&ConnectOptions::new().connect_timeout(Duration::from_secs(3)))
         .unwrap_err();
     let took = t0.elapsed();
-    // Paho C 1.3.16 drops the sub-second part of what is left of the timeout
-    // when it starts waiting for the CONNACK (see tests/lifecycle.rs), so a
-    // 3 s timeout ends after 2 to 3 s.
+    // The binding rounds the timeout so that Paho C, which drops the
+    // sub-second part of its waits (tests/lifecycle.rs), waits at least 3 s.
     assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(5),
         "connect timeout 3 s, took {took:?} ({e:?})"
     );
     assert!(e.code() < 0, "{e:?}");
     assert!(!c.is_connected());
     assert!(silent.finish() > 0, "the CONNECT packet reached the server");
     Ok(())
+}
+
+/// Runs in a child process: the C library serializes all connects of a
+/// process (see `a_slow_connect_holds_up_other_clients`), so this 3 s connect
+/// would hold up the other tests of this binary.
+#[test]
+fn connect_timeout_bounds_a_broker_that_never_answers() -> anyhow::Result<()> {
+    common::in_child(
+        "connect_timeout_bounds_a_broker_that_never_answers",
+        Duration::from_secs(30),
+        silent_broker_body,
+    )
+}
+
+fn slow_connect_body() -> anyhow::Result<()> {
+    let broker = Broker::new()?;
+    let silent = common::SilentServer::start()?;
+    let slow = Client::create(
+        &format!("tcp://127.0.0.1:{}", silent.port()),
+        &common::client_id("slow"),
+        Persistence::None,
+    )?;
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let h =
+            s.spawn(|| slow.connect(&common::options().connect_timeout(Duration::from_secs(4))));
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        let fast = common::connect(&broker.uri(), "fast")?;
+        let took = t0.elapsed();
+        let t1 = Instant::now();
+        drop(common::create(&broker.uri(), "dropme")?);
+        let drop_took = t1.elapsed();
+        assert!(h.join().expect("slow connect thread").is_err());
+        assert!(fast.is_connected());
+        assert!(
+            took < Duration::from_secs(1) && drop_took < Duration::from_secs(1),
+            "an unrelated connect took {took:?} and a drop {drop_took:?} while another client \
+             waited for an unresponsive broker"
+        );
+        Ok(())
+    })
+}
+
+/// BUG (Paho C 1.3.16 design, surfaced by the binding): `MQTTClient_connect`
+/// holds the library-global `connect_mutex` for the whole connect, up to the
+/// connect timeout (30 s by default), and `MQTTClient_destroy` takes it too.
+/// One client connecting to an unresponsive broker holds up every other
+/// client's connect and drop in the process, although the binding presents
+/// clients as independent (Send + Sync, one per thread).
+#[test]
+#[ignore = "BUG: one client's connect to an unresponsive broker blocks every other client's connect and drop for up to connect_timeout (Paho C global connect_mutex)"]
+fn a_slow_connect_holds_up_other_clients() -> anyhow::Result<()> {
+    common::in_child(
+        "a_slow_connect_holds_up_other_clients",
+        Duration::from_secs(30),
+        slow_connect_body,
+    )
 }
 
 fn auth_broker() -> anyhow::Result<Broker> {

@@ -6,74 +6,19 @@
 //! clients of one process know nothing of each other), so none of this may
 //! leak into what a user sees.
 //!
-//! These tests run WITHOUT the harness's library pin (see tests/common), each
+//! These tests never use the harness's library pin (see tests/common), each
 //! race in a child process of its own (this test binary, re-run with an
 //! environment variable), so a crash is reported as a failure instead of
 //! killing the other tests. They also check Paho C's timeout arithmetic.
 
 mod common;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Broker, SilentServer};
+use common::{in_child, Broker, SilentServer};
 use paho_mqtt_sync::{Client, ConnectOptions, Persistence, QoS};
-
-const CHILD: &str = "PAHO_SYNC_LIFECYCLE_CHILD";
-
-/// In the parent: re-runs test `name` of this binary in a child process and
-/// fails unless it exits successfully within `limit`. In the child: runs `body`.
-fn in_child(name: &str, limit: Duration, body: fn() -> anyhow::Result<()>) -> anyhow::Result<()> {
-    if std::env::var_os(CHILD).is_some() {
-        return body();
-    }
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            name,
-            "--exact",
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output()?;
-            anyhow::bail!(
-                "child still running after {limit:?} (hang):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        status.success(),
-        "child process failed: {status}\n--- stdout\n{stdout}\n--- stderr\n{}",
-        stderr
-            .lines()
-            .rev()
-            .take(60)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    Ok(())
-}
 
 fn unpinned_broker() -> anyhow::Result<Broker> {
     Broker::builder()
@@ -112,7 +57,7 @@ fn connect_during_disconnect_body() -> anyhow::Result<()> {
         Ok(())
     });
     let mut result = Ok(());
-    let deadline = Instant::now() + Duration::from_secs(8);
+    let deadline = Instant::now() + Duration::from_secs(5);
     let mut attempts = 0;
     while Instant::now() < deadline {
         attempts += 1;
@@ -134,19 +79,136 @@ fn connect_during_disconnect_body() -> anyhow::Result<()> {
     churn_result
 }
 
-/// BUG (Paho C 1.3.16 MQTTClient.c, surfaced by the binding): when the last
+/// Paho C 1.3.16 (MQTTClient.c), worked around by the binding (library.rs,
+/// lifecycle lock): when the last
 /// connected client disconnects, `MQTTClient_stop` sets `tostop` and waits
 /// for the background thread with the library mutex released. A connect on
 /// another thread in that window sees `running == 1`, starts no thread, and
 /// the thread then exits: nobody reads the socket, the CONNACK is never
 /// processed, and the connect fails with -1 after its full connect timeout.
 #[test]
-#[ignore = "BUG: connect fails (-1 after connect_timeout) when another client disconnects at the same time (Paho C run-thread stop race)"]
 fn connect_while_the_last_connected_client_disconnects() -> anyhow::Result<()> {
     in_child(
         "connect_while_the_last_connected_client_disconnects",
         Duration::from_secs(40),
         connect_during_disconnect_body,
+    )
+}
+
+/// Client A connects through a proxy and loses its connection again and
+/// again (after a socket error the library's own thread disconnects it and,
+/// with no other client connected, stops itself), while the test thread
+/// connects and disconnects client B.
+fn connect_during_connection_loss_body() -> anyhow::Result<()> {
+    let broker = unpinned_broker()?;
+    let proxy = common::Proxy::new(broker.port())?;
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let losing = s.spawn(|| -> anyhow::Result<usize> {
+            let a = Client::create(&proxy.uri(), &common::client_id("lose"), Persistence::None)?;
+            let mut losses = 0;
+            while !stop.load(SeqCst) {
+                a.connect(&good())
+                    .map_err(|e| anyhow::anyhow!("connect of the losing client: {e:?}"))?;
+                proxy.cut();
+                anyhow::ensure!(common::wait_until(common::WAIT, || !a.is_connected()));
+                losses += 1;
+            }
+            Ok(losses)
+        });
+        // Busy threads make the race window wider, as a loaded machine does.
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(SeqCst) {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut result = Ok(());
+        let mut attempts = 0;
+        while Instant::now() < deadline {
+            attempts += 1;
+            let b = Client::create(&broker.uri(), &common::client_id("b"), Persistence::None)?;
+            let t0 = Instant::now();
+            if let Err(e) = b.connect(&good()) {
+                result = Err(anyhow::anyhow!(
+                    "connect #{attempts} failed after {:?}: {e:?} (a healthy broker on loopback)",
+                    t0.elapsed()
+                ));
+                break;
+            }
+            b.disconnect(Duration::ZERO)?;
+        }
+        stop.store(true, SeqCst);
+        let losses = losing.join().expect("losing thread")?;
+        eprintln!("{attempts} connects, {losses} connection losses");
+        result
+    })
+}
+
+/// BUG (Paho C 1.3.16, not covered by the binding's lifecycle lock, as
+/// library.rs says): when the library's own thread finds the last connected
+/// client's socket broken, it disconnects it and calls `MQTTClient_stop` on
+/// itself (sets `tostop`, does not wait). A connect on another thread before
+/// that thread has exited sees `running == 1`, starts no thread, and waits
+/// for a CONNACK nobody reads: -1 after the full connect timeout. Seen once
+/// (connect #40 failed after 4.0 s); the window is microseconds wide.
+#[test]
+#[ignore = "BUG (intermittent, seen once): a connect can fail (-1 after connect_timeout) when it overlaps another client's connection loss (Paho C run thread stopping itself)"]
+fn connect_while_another_client_loses_its_connection() -> anyhow::Result<()> {
+    in_child(
+        "connect_while_another_client_loses_its_connection",
+        Duration::from_secs(60),
+        connect_during_connection_loss_body,
+    )
+}
+
+/// The only client of the process reconnects from its connection-lost
+/// callback, again and again.
+fn reconnect_in_callback_body() -> anyhow::Result<()> {
+    use std::sync::{mpsc, OnceLock, Weak};
+    let broker = unpinned_broker()?;
+    let proxy = common::Proxy::new(broker.port())?;
+    let me: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
+    let (tx, rx) = mpsc::channel::<Result<(), String>>();
+    let mut c = Client::create(&proxy.uri(), &common::client_id("self"), Persistence::None)?;
+    {
+        let me = me.clone();
+        c.set_callbacks(
+            paho_mqtt_sync::Callbacks::new().on_connection_lost(move |_| {
+                let Some(c) = me.get().and_then(Weak::upgrade) else {
+                    return;
+                };
+                let t0 = Instant::now();
+                let r = c
+                    .connect(&good())
+                    .map(drop)
+                    .map_err(|e| format!("{e:?} after {:?}", t0.elapsed()));
+                let _ = tx.send(r);
+            }),
+        )?;
+    }
+    c.connect(&good())?;
+    let c = Arc::new(c);
+    me.set(Arc::downgrade(&c)).expect("set once");
+    for round in 0..40 {
+        proxy.cut();
+        match rx.recv_timeout(common::WAIT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => anyhow::bail!("round {round}: reconnect in the callback failed: {e}"),
+            Err(e) => anyhow::bail!("round {round}: no callback: {e}"),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn single_client_reconnects_from_its_connection_lost_callback() -> anyhow::Result<()> {
+    in_child(
+        "single_client_reconnects_from_its_connection_lost_callback",
+        Duration::from_secs(120),
+        reconnect_in_callback_body,
     )
 }
 
@@ -181,7 +243,7 @@ fn destroy_during_create_body() -> anyhow::Result<()> {
             Ok(())
         }));
     }
-    std::thread::sleep(Duration::from_secs(8));
+    std::thread::sleep(Duration::from_secs(5));
     stop.store(true, SeqCst);
     for t in threads {
         t.join().expect("worker thread")?;
@@ -190,7 +252,8 @@ fn destroy_during_create_body() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// BUG (Paho C 1.3.16, surfaced by the binding): `MQTTClient_destroy` of the
+/// Paho C 1.3.16, worked around by the binding (library.rs, anchor client):
+/// `MQTTClient_destroy` of the
 /// process's last client calls `MQTTClient_terminate`, which waits for the
 /// background thread with the library mutex released and then frees the
 /// global client lists (`ListFree(handles)`, `ListFree(bstate->clients)`),
@@ -199,7 +262,6 @@ fn destroy_during_create_body() -> anyhow::Result<()> {
 /// SIGSEGV in `MQTTClient_isConnected` (client freed under its owner) and in
 /// `MQTTClient_cycle` (`ListFindItem(handles == NULL)`).
 #[test]
-#[ignore = "BUG: SIGSEGV when the last client is destroyed while another thread creates/uses a client (Paho C MQTTClient_terminate frees live clients)"]
 fn destroy_of_the_last_client_while_another_is_created() -> anyhow::Result<()> {
     in_child(
         "destroy_of_the_last_client_while_another_is_created",
@@ -238,16 +300,16 @@ fn sequential_client_lifecycles_without_pin() -> anyhow::Result<()> {
     )
 }
 
-/// BUG (Paho C 1.3.16 Thread.c `Thread_time_from_now`, upstream issue
+/// Paho C 1.3.16 (Thread.c `Thread_time_from_now`, upstream issue
 /// eclipse-paho/paho.mqtt.c#1682): it adds `interval.tv_sec` to `tv_nsec`,
 /// dropping the sub-second part of every timed wait. `MQTTClient_connect`
 /// waits for the TCP connection and the CONNACK with what is left of the
 /// connect timeout, about 900 ms after the first connect's 100 ms thread
 /// start: truncated to 0 s. A `connect_timeout(1 s)` connect to a broker that
 /// takes a few ms to answer then fails at once, and even against a healthy
-/// local Mosquitto a few percent of such connects fail.
+/// local Mosquitto a few percent of such connects failed. The binding rounds
+/// the timeouts it passes so the library waits at least as long as asked.
 #[test]
-#[ignore = "BUG: connect_timeout(1 s) gives up after ~0.1 s (Paho C Thread_time_from_now drops sub-second timeouts, paho.mqtt.c#1682)"]
 fn one_second_connect_timeout_is_honoured() -> anyhow::Result<()> {
     let silent = SilentServer::start()?;
     let c = Client::create(
@@ -267,7 +329,6 @@ fn one_second_connect_timeout_is_honoured() -> anyhow::Result<()> {
 }
 
 #[test]
-#[ignore = "BUG: some connect_timeout(1 s) connects to a healthy local broker fail (paho.mqtt.c#1682)"]
 fn one_second_connect_timeout_against_a_healthy_broker() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let mut failures = Vec::new();

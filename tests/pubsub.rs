@@ -208,14 +208,11 @@ fn tokens_stay_pending_until_acknowledged() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// BUG: with a clean session, a connection loss makes the library drop the
-/// messages in flight (MQTTClient_cleanSession), and the binding then treats
-/// their tokens as complete: `wait_for_completion` returns `Ok(())` for a
-/// message the broker never acknowledged. C's MQTTClient_waitForCompletion
-/// returns MQTTCLIENT_DISCONNECTED there, and the binding's docs promise
-/// `Error::Disconnected` "when the client is (or gets) disconnected first".
+/// With a clean session, a connection loss makes the library drop the
+/// messages in flight (MQTTClient_cleanSession): `wait_for_completion` must
+/// not report such a never-acknowledged message as complete (C's
+/// MQTTClient_waitForCompletion returns MQTTCLIENT_DISCONNECTED there).
 #[test]
-#[ignore = "BUG: wait_for_completion returns Ok for a never-acknowledged QoS 1 message after a clean-session connection loss"]
 fn wait_for_completion_after_a_clean_session_loss() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let proxy = Proxy::new(broker.port())?;

@@ -59,7 +59,7 @@ pub struct BrokerBuilder {
     sys_interval: Option<u32>,
     acl: Option<String>,
     extra: Vec<String>,
-    no_pin: bool,
+    pin: bool,
 }
 
 impl BrokerBuilder {
@@ -111,17 +111,23 @@ impl BrokerBuilder {
         self
     }
 
-    /// Do not call [`super::pin_library`] (for tests of the C library's
-    /// start/stop behaviour; see the module docs of `common`).
+    /// Calls [`super::pin_library`] before starting (off by default).
+    pub fn pin_library(mut self, pin: bool) -> Self {
+        self.pin = pin;
+        self
+    }
+
+    /// Never pins the library, whatever else asks for it (for tests of the C
+    /// library's start/stop behaviour).
     pub fn without_library_pin(mut self) -> Self {
-        self.no_pin = true;
+        self.pin = false;
         self
     }
 
     /// Writes the configuration into a new temp dir, picks a port and starts
     /// Mosquitto, returning once it accepts TCP connections.
     pub fn start(self) -> anyhow::Result<Broker> {
-        if !self.no_pin {
+        if self.pin {
             super::pin_library();
         }
         let dir = TempDir::new("broker")?;

@@ -5,14 +5,13 @@
 //!
 //! Everything here uses std only. Every wait is bounded.
 //!
-//! [`pin_library`] (called by [`BrokerBuilder::start`] unless told otherwise)
-//! keeps one idle client connected for the life of the test process, to an
-//! in-process stub server. Paho C 1.3.16 stops its shared background thread
-//! whenever no client is connected and frees its global state when the last
-//! client is destroyed, and both steps race with other threads connecting or
-//! creating clients at that moment (connects that time out, use after free);
-//! `tests/lifecycle.rs` shows those races. With the pin, tests that run as
-//! threads of one process (`cargo test`) cannot trip over each other there.
+//! [`pin_library`] (opt-in, [`BrokerBuilder::pin_library`]) keeps one idle
+//! client connected for the life of the test process, to an in-process stub
+//! server, so the C library's shared background thread never stops. Paho C
+//! 1.3.16 stops that thread whenever no client is connected and frees its
+//! global state when the last client is destroyed; both race with other
+//! threads (tests/lifecycle.rs). The binding works around most of it
+//! (src/library.rs), so the suite runs without the pin by default.
 #![allow(dead_code)]
 
 mod broker;
@@ -431,6 +430,81 @@ impl Drop for SilentServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Set in the environment of a child started by [`in_child`].
+const CHILD: &str = "PAHO_SYNC_LIFECYCLE_CHILD";
+
+/// Runs `body` in a child process: in the parent, re-runs test `name` of the
+/// current test binary (libtest arguments, so `cargo test` and nextest both
+/// work) with an environment variable set, and fails unless it exits
+/// successfully within `limit` (a crash or a hang becomes a test failure with
+/// the child's output); in the child, runs `body`. For tests whose failure
+/// mode would take down or freeze the whole test process.
+pub fn in_child(
+    name: &str,
+    limit: Duration,
+    body: fn() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if std::env::var_os(CHILD).is_some() {
+        return body();
+    }
+    use std::io::Read;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            name,
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // Drain both pipes while the child runs, so it never blocks on them.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    match status {
+        Some(s) if s.success() => Ok(()),
+        Some(s) => anyhow::bail!("child process failed: {s}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"),
+        None => anyhow::bail!("child process still running after {limit:?} (hang), killed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"),
     }
 }
 
