@@ -325,7 +325,10 @@ unsafe fn deliver(
         }
     }
 
-    match ctx.queue.push((name.into_owned(), msg), || ctx.is_quiet()) {
+    match ctx
+        .queue
+        .push((name.into_owned(), msg), &ctx.client_id, || ctx.is_quiet())
+    {
         Ok(()) => {
             // SAFETY: the payload now belongs to the queued Message; the rest is ours.
             unsafe { free_c_message(topic, message) };

@@ -99,9 +99,13 @@ impl CreateOptions {
         self
     }
 
-    /// How many received messages wait for `receive` or a consumer before the
-    /// library's callback thread waits for room (at least 1). Only used when no
-    /// message-arrived callback is set.
+    /// How many received messages may wait for `receive` or a
+    /// [`Receiver`](crate::Receiver) before the library's callback thread
+    /// pushes back (at least 1). Only used when no message-arrived callback is
+    /// set. A message that finds the queue full waits up to 100 ms for room and
+    /// is then queued anyway, with a warning in the log: messages are never
+    /// dropped, and one client's unread queue cannot freeze the other clients of
+    /// the process, which share that thread.
     pub fn receive_capacity(mut self, messages: usize) -> Self {
         self.receive_capacity = messages.max(1);
         self

@@ -1,12 +1,18 @@
-//! The bounded queue between the library's callback thread and the threads
-//! that call `receive` or hold a [`Receiver`].
+//! The queue between the library's callback thread and the threads that call
+//! `receive` or hold a [`Receiver`].
 //!
 //! It replaces `MQTTClient_receive`, which fails for every client of the
 //! process once any client uses callbacks: here every client runs in callback
 //! mode and messages without a message-arrived callback land in this queue.
-//! The queue grows on demand up to its capacity (no up-front allocation); when
-//! it is full, the callback thread waits for room, which pushes back on the
-//! broker through TCP.
+//!
+//! The capacity is a soft bound. The queue grows on demand (no up-front
+//! allocation) up to it; a message that finds the queue full waits up to
+//! [`OVERFLOW_WAIT`] for room, which pushes back on the broker through TCP when
+//! the reader is only a little slow. After that it is queued anyway (no message
+//! is ever dropped), a warning is logged, and the queue stops waiting until it
+//! has drained to half its capacity. Waiting longer is not an option: the
+//! callback thread is shared by every client of the process, so a queue nobody
+//! reads would freeze all of them.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
@@ -24,7 +30,13 @@ struct State {
     closed: bool,
     /// Bumped on every connection loss, to wake `receive` callers.
     lost: u64,
+    /// Full and nobody made room in time: queue without waiting until the
+    /// queue is down to half its capacity.
+    overflowing: bool,
 }
+
+/// How long a message waits for room in a full queue (see the module docs).
+pub(crate) const OVERFLOW_WAIT: Duration = Duration::from_millis(100);
 
 pub(crate) struct MessageQueue {
     state: Mutex<State>,
@@ -53,32 +65,54 @@ impl MessageQueue {
                 capacity: capacity.max(1),
                 closed: false,
                 lost: 0,
+                overflowing: false,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
         }
     }
 
-    /// Appends an item, waiting while the queue is full. Gives the item back
-    /// when `give_up()` turns true (checked under the queue lock, so a waker
-    /// must call [`MessageQueue::wake_producers`] after changing its answer) or
-    /// the queue is closed.
-    pub(crate) fn push(&self, item: Item, give_up: impl Fn() -> bool) -> Result<(), Item> {
+    /// Appends an item; when the queue is full, waits up to [`OVERFLOW_WAIT`]
+    /// for room, then appends it anyway (see the module docs). Gives the item
+    /// back when `give_up()` turns true while waiting (checked under the queue
+    /// lock, so a waker must call [`MessageQueue::wake_producers`] after
+    /// changing its answer) or when the queue is closed. `name` names the
+    /// client in the overflow warning.
+    pub(crate) fn push(
+        &self,
+        item: Item,
+        name: &str,
+        give_up: impl Fn() -> bool,
+    ) -> Result<(), Item> {
         let mut s = lock(&self.state);
+        let mut deadline = None;
         loop {
             if s.closed || give_up() {
                 return Err(item);
             }
-            if s.items.len() < s.capacity {
+            if s.items.len() < s.capacity || s.overflowing {
                 s.items.push_back(item);
                 drop(s);
                 self.not_empty.notify_one();
                 return Ok(());
             }
+            let now = Instant::now();
+            let until = *deadline.get_or_insert(now + OVERFLOW_WAIT);
+            if now >= until {
+                s.overflowing = true;
+                log::warn!(
+                    "paho-mqtt-sync: the receive queue of client {name:?} is full ({} messages) \
+                     and nobody made room for {OVERFLOW_WAIT:?}: queueing beyond its capacity; \
+                     read it with receive() or the Receiver",
+                    s.capacity
+                );
+                continue;
+            }
             s = self
                 .not_full
-                .wait(s)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                .wait_timeout(s, until - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -116,6 +150,7 @@ impl MessageQueue {
         let mut s = lock(&self.state);
         loop {
             if let Some(item) = s.items.pop_front() {
+                Self::taken(&mut s);
                 drop(s);
                 self.not_full.notify_one();
                 return Popped::Item(item);
@@ -145,11 +180,20 @@ impl MessageQueue {
         }
     }
 
+    /// Leaves overflow mode once the queue has drained to half its capacity.
+    fn taken(s: &mut State) {
+        if s.overflowing && s.items.len() <= s.capacity / 2 {
+            s.overflowing = false;
+            log::info!("paho-mqtt-sync: a receive queue is back under its capacity");
+        }
+    }
+
     /// Takes the oldest item without waiting.
     pub(crate) fn try_pop(&self) -> Popped {
         let mut s = lock(&self.state);
         match s.items.pop_front() {
             Some(item) => {
+                Self::taken(&mut s);
                 drop(s);
                 self.not_full.notify_one();
                 Popped::Item(item)
@@ -258,8 +302,8 @@ mod tests {
     #[test]
     fn fifo_timeout_and_close() {
         let q = MessageQueue::new(4);
-        q.push(item(1), || false).unwrap();
-        q.push(item(2), || false).unwrap();
+        q.push(item(1), "t", || false).unwrap();
+        q.push(item(2), "t", || false).unwrap();
         assert!(matches!(q.pop(Some(Duration::ZERO), None), Popped::Item((t, _)) if t == "t/1"));
         assert!(matches!(q.try_pop(), Popped::Item((t, _)) if t == "t/2"));
         assert!(matches!(
@@ -268,29 +312,64 @@ mod tests {
         ));
         q.close();
         assert!(matches!(q.pop(None, None), Popped::Closed));
-        assert!(q.push(item(3), || false).is_err());
+        assert!(q.push(item(3), "t", || false).is_err());
     }
 
     #[test]
     fn full_queue_waits_and_gives_up_on_request() {
         let q = Arc::new(MessageQueue::new(1));
-        q.push(item(1), || false).unwrap();
+        q.push(item(1), "t", || false).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (q2, stop2) = (q.clone(), stop.clone());
-        let producer =
-            thread::spawn(move || q2.push(item(2), || stop2.load(Ordering::SeqCst)).is_err());
+        let producer = thread::spawn(move || {
+            q2.push(item(2), "t", || stop2.load(Ordering::SeqCst))
+                .is_err()
+        });
         thread::sleep(Duration::from_millis(30));
         stop.store(true, Ordering::SeqCst);
         q.wake_producers();
         assert!(producer.join().unwrap(), "the producer gave the item back");
 
         let q2 = q.clone();
-        let producer = thread::spawn(move || q2.push(item(3), || false).is_ok());
+        let producer = thread::spawn(move || q2.push(item(3), "t", || false).is_ok());
         thread::sleep(Duration::from_millis(30));
         let rx = Receiver::new(q.clone());
         assert_eq!(rx.recv().unwrap().0, "t/1");
         assert!(producer.join().unwrap());
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().0, "t/3");
+    }
+
+    #[test]
+    fn a_queue_nobody_reads_overflows_after_a_short_wait() {
+        let q = MessageQueue::new(2);
+        for n in 0..2 {
+            q.push(item(n), "t", || false).unwrap();
+        }
+        let t0 = Instant::now();
+        q.push(item(2), "t", || false).unwrap();
+        let waited = t0.elapsed();
+        assert!(waited >= OVERFLOW_WAIT, "{waited:?}");
+        // Overflowing: no more waiting, nothing dropped.
+        let t0 = Instant::now();
+        for n in 3..10 {
+            q.push(item(n), "t", || false).unwrap();
+        }
+        assert!(t0.elapsed() < OVERFLOW_WAIT);
+        let got: Vec<u8> = (0..10)
+            .map(|_| match q.try_pop() {
+                Popped::Item((_, m)) => m.payload()[0],
+                _ => panic!("missing item"),
+            })
+            .collect();
+        assert_eq!(got, (0..10).collect::<Vec<u8>>());
+        // Drained: back to waiting when full.
+        q.push(item(20), "t", || false).unwrap();
+        let t0 = Instant::now();
+        q.push(item(21), "t", || false).unwrap();
+        assert!(t0.elapsed() < OVERFLOW_WAIT, "one slot was free");
+        let t0 = Instant::now();
+        q.push(item(22), "t", || false).unwrap();
+        assert!(t0.elapsed() >= OVERFLOW_WAIT);
     }
 
     #[test]
