@@ -89,7 +89,7 @@ elif [ -n "$multiarch" ]; then
     if ! dpkg-query -W "libpaho-mqtt1.3:$DEB_ARCH" >/dev/null 2>&1; then
         [ -z "${SKIP_INSTALL:-}" ] || cross_die "libpaho-mqtt1.3:$DEB_ARCH is not installed (SKIP_INSTALL is set)"
         [ "$(id -u)" = 0 ] || cross_die "--multiarch installs packages: run as root"
-        if ! dpkg --print-foreign-architectures | grep -qx "$DEB_ARCH"; then
+        if ! dpkg --print-foreign-architectures | grep -x "$DEB_ARCH" >/dev/null; then
             dpkg --add-architecture "$DEB_ARCH"
             added_arch=$DEB_ARCH
         fi
@@ -191,18 +191,20 @@ for b in json.load(sys.stdin)["rust-suites"].values():
 [ -n "$bins" ] || cross_die "cargo nextest list found no test binaries"
 checked=0
 for bin in $bins; do
-    if LC_ALL=C readelf -d "$bin" | grep -q 'NEEDED.*\[libpaho-mqtt3c\.so\.1\]'; then
+    # (grep without -q: it reads all input, so the writer never gets SIGPIPE,
+    # which pipefail would turn into a false "not found")
+    if LC_ALL=C readelf -d "$bin" | grep 'NEEDED.*\[libpaho-mqtt3c\.so\.1\]' >/dev/null; then
         checked=$((checked + 1))
     fi
 done
 [ "$checked" -gt 0 ] || cross_die "no test binary needs libpaho-mqtt3c.so.1: the system library was not linked"
 echo "$checked test binaries need libpaho-mqtt3c.so.1 (none carries a static copy of Paho C)"
 for bin in $bins; do
-    ! LC_ALL=C nm "$bin" 2>/dev/null | grep -q ' T MQTTClient_create$' ||
+    ! LC_ALL=C nm "$bin" 2>/dev/null | grep ' T MQTTClient_create$' >/dev/null ||
         cross_die "$bin contains Paho C itself (static); expected the shared library"
 done
 if [ -n "$NATIVE" ]; then
-    first=$(for b in $bins; do readelf -d "$b" | grep -q libpaho-mqtt3c && echo "$b" && break; done)
+    first=$(for b in $bins; do readelf -d "$b" | grep libpaho-mqtt3c >/dev/null && echo "$b" && break; done)
     ldd "$first" | grep paho || cross_die "ldd does not resolve libpaho-mqtt3c for $first"
 else
     echo "runtime: libpaho-mqtt3c.so.1 resolved by the target's ld.so inside $QEMU_SYSROOT"
