@@ -199,8 +199,11 @@ for bin in $bins; do
 done
 [ "$checked" -gt 0 ] || cross_die "no test binary needs libpaho-mqtt3c.so.1: the system library was not linked"
 echo "$checked test binaries need libpaho-mqtt3c.so.1 (none carries a static copy of Paho C)"
+nm_cmd='nm'
+[ -n "$NATIVE" ] || nm_cmd=$GNU_TRIPLE-nm
 for bin in $bins; do
-    ! LC_ALL=C nm "$bin" 2>/dev/null | grep ' T MQTTClient_create$' >/dev/null ||
+    syms=$(LC_ALL=C "$nm_cmd" "$bin") || cross_die "$nm_cmd cannot read $bin"
+    ! grep ' T MQTTClient_create$' <<<"$syms" >/dev/null ||
         cross_die "$bin contains Paho C itself (static); expected the shared library"
 done
 if [ -n "$NATIVE" ]; then
