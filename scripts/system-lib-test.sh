@@ -203,7 +203,7 @@ nm_cmd='nm'
 [ -n "$NATIVE" ] || nm_cmd=$GNU_TRIPLE-nm
 for bin in $bins; do
     syms=$(LC_ALL=C "$nm_cmd" "$bin") || cross_die "$nm_cmd cannot read $bin"
-    ! grep ' T MQTTClient_create$' <<<"$syms" >/dev/null ||
+    ! grep ' [Tt] MQTTClient_create$' <<<"$syms" >/dev/null ||
         cross_die "$bin contains Paho C itself (static); expected the shared library"
 done
 if [ -n "$NATIVE" ]; then
