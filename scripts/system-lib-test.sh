@@ -148,7 +148,14 @@ else
     QEMU_SYSROOT=$sysroot
     # Link against the sysroot's libc (as against a board SDK), and compile
     # the layout program against its headers.
-    rustflags_var="CARGO_TARGET_${TARGET_VAR_UC}_RUSTFLAGS"
+    # Cargo ignores CARGO_TARGET_<TARGET>_RUSTFLAGS whenever RUSTFLAGS is
+    # set, even to nothing (scripts/test.sh exports it empty).
+    if [ -n "${RUSTFLAGS:-}" ]; then
+        rustflags_var=RUSTFLAGS
+    else
+        unset RUSTFLAGS
+        rustflags_var="CARGO_TARGET_${TARGET_VAR_UC}_RUSTFLAGS"
+    fi
     export "$rustflags_var=${!rustflags_var:+${!rustflags_var} }-C link-arg=--sysroot=$sysroot"
     export "CFLAGS_$TARGET_VAR=--sysroot=$sysroot"
     echo "linker   $rustflags_var=${!rustflags_var}"
