@@ -212,6 +212,72 @@ fn single_client_reconnects_from_its_connection_lost_callback() -> anyhow::Resul
     )
 }
 
+/// The process's only client loses its connection to a keepalive timeout
+/// (stalled proxy) and the test thread reconnects as soon as the
+/// connection-lost callback has run; two busy threads load the machine.
+fn reconnect_after_keepalive_loss_body() -> anyhow::Result<()> {
+    use std::sync::mpsc;
+    let broker = unpinned_broker()?;
+    let proxy = common::Proxy::new(broker.port())?;
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut c = Client::create(&proxy.uri(), &common::client_id("ka"), Persistence::None)?;
+    c.set_callbacks(
+        paho_mqtt_sync::Callbacks::new().on_connection_lost(move |_| {
+            let _ = tx.send(());
+        }),
+    )?;
+    let opts = good().keep_alive_interval(Duration::from_secs(1));
+    c.connect(&opts)?;
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(SeqCst) {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        let mut result = Ok(());
+        for round in 0..10 {
+            proxy.stall();
+            if let Err(e) = rx.recv_timeout(common::WAIT) {
+                result = Err(anyhow::anyhow!("round {round}: no connection loss: {e}"));
+                break;
+            }
+            proxy.resume();
+            let t0 = Instant::now();
+            if let Err(e) = c.connect(&opts) {
+                result = Err(anyhow::anyhow!(
+                    "round {round}: reconnect right after the loss failed after {:?}: {e:?}",
+                    t0.elapsed()
+                ));
+                break;
+            }
+        }
+        stop.store(true, SeqCst);
+        result
+    })
+}
+
+/// BUG (Paho C 1.3.16, not covered by the binding's lifecycle lock): after a
+/// socket error or keepalive timeout of the last connected client, the
+/// library's own thread disconnects it and calls `MQTTClient_stop` on itself
+/// (sets `tostop`, does not wait), then calls connection-lost and only then
+/// exits. A connect made in that window (typically: the application
+/// reconnecting as soon as it hears of the loss) sees `running == 1`, starts
+/// no thread, and waits for a CONNACK nobody reads: -1 after the full connect
+/// timeout. Seen in 1 to 3 of 12 runs of will_keepalive's stall test on a
+/// loaded machine; this loops to make it likely.
+#[test]
+#[ignore = "BUG: reconnecting right after a keepalive loss of the only connected client fails (-1 after connect_timeout; Paho C run thread stopping itself)"]
+fn reconnect_right_after_a_keepalive_loss() -> anyhow::Result<()> {
+    in_child(
+        "reconnect_right_after_a_keepalive_loss",
+        Duration::from_secs(90),
+        reconnect_after_keepalive_loss_body,
+    )
+}
+
 /// One thread has a connect refused and destroys that client (the last one
 /// of the process, so the library frees its global lists, after waiting for
 /// its background thread with the mutex released); another thread creates

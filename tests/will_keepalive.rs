@@ -14,8 +14,20 @@ use std::time::{Duration, Instant};
 use common::{Broker, Proxy, WAIT};
 use paho_mqtt_sync::{Callbacks, Client, ConnectOptions, QoS, WillOptions};
 
+/// Connect options for every client of this file: keepalive 1 s. The C
+/// library checks keepalives of all clients at an interval set by the last
+/// connect (see `short_keepalive_is_not_slowed_by_another_clients_long_keepalive`),
+/// so tests running as threads of one process keep it short for each other.
+fn opts() -> ConnectOptions {
+    common::options().keep_alive_interval(Duration::from_secs(1))
+}
+
+fn connect(uri: &str, tag: &str) -> anyhow::Result<Client> {
+    common::connect_with(uri, tag, &opts())
+}
+
 fn with_will(topic: &str, qos: QoS, retained: bool) -> ConnectOptions {
-    common::options().will(
+    opts().will(
         WillOptions::new(topic, b"gone\0!")
             .qos(qos)
             .retained(retained),
@@ -26,7 +38,7 @@ fn with_will(topic: &str, qos: QoS, retained: bool) -> ConnectOptions {
 fn will_is_published_when_the_connection_is_cut() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let proxy = Proxy::new(broker.port())?;
-    let observer = common::connect(&broker.uri(), "wobs")?;
+    let observer = connect(&broker.uri(), "wobs")?;
     let base = common::topic("will");
     observer.subscribe(&format!("{base}/#"), QoS::ExactlyOnce)?;
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
@@ -43,7 +55,7 @@ fn will_is_published_when_the_connection_is_cut() -> anyhow::Result<()> {
             .log()
             .contains(&format!("Client {} closed its connection.", c.client_id())));
         // It was retained: a later subscriber gets it, flagged.
-        let late = common::connect(&broker.uri(), "wlate")?;
+        let late = connect(&broker.uri(), "wlate")?;
         late.subscribe(&topic, QoS::ExactlyOnce)?;
         let (_, m) = common::recv(&late, WAIT)?;
         assert_eq!(
@@ -57,7 +69,7 @@ fn will_is_published_when_the_connection_is_cut() -> anyhow::Result<()> {
 #[test]
 fn no_will_after_a_clean_disconnect_or_a_drop() -> anyhow::Result<()> {
     let broker = Broker::new()?;
-    let observer = common::connect(&broker.uri(), "nwobs")?;
+    let observer = connect(&broker.uri(), "nwobs")?;
     let topic = common::topic("nowill");
     observer.subscribe(&topic, QoS::AtLeastOnce)?;
 
@@ -76,7 +88,7 @@ fn no_will_after_a_clean_disconnect_or_a_drop() -> anyhow::Result<()> {
 
     let got = common::until_marker(&observer, &observer)?;
     assert!(got.is_empty(), "a will was published: {got:?}");
-    let late = common::connect(&broker.uri(), "nwlate")?;
+    let late = connect(&broker.uri(), "nwlate")?;
     late.subscribe(&topic, QoS::AtLeastOnce)?;
     let got = common::until_marker(&late, &late)?;
     assert!(got.is_empty(), "a retained will exists: {got:?}");
@@ -87,7 +99,7 @@ fn no_will_after_a_clean_disconnect_or_a_drop() -> anyhow::Result<()> {
 fn will_is_published_when_the_broker_times_the_client_out() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let proxy = Proxy::new(broker.port())?;
-    let observer = common::connect(&broker.uri(), "kwobs")?;
+    let observer = connect(&broker.uri(), "kwobs")?;
     let topic = common::topic("kawill");
     observer.subscribe(&topic, QoS::AtLeastOnce)?;
     let c = common::create(&proxy.uri(), "kawill")?;
@@ -120,7 +132,7 @@ fn idle_client_with_short_keepalive_stays_connected() -> anyhow::Result<()> {
     c.set_callbacks(Callbacks::new().on_connection_lost(move |_| {
         let _ = lost_tx.send(());
     }))?;
-    c.connect(&common::options().keep_alive_interval(Duration::from_secs(1)))?;
+    c.connect(&opts())?;
     assert!(
         lost_rx.recv_timeout(Duration::from_secs(5)).is_err(),
         "connection lost while idle"
@@ -149,7 +161,7 @@ fn stalled_connection_is_detected_by_keepalive() -> anyhow::Result<()> {
     c.set_callbacks(Callbacks::new().on_connection_lost(move |cause| {
         let _ = lost_tx.send((Instant::now(), cause.map(str::to_owned)));
     }))?;
-    let opts = common::options().keep_alive_interval(Duration::from_secs(1));
+    let opts = opts();
     c.connect(&opts)?;
     let start = Instant::now();
     proxy.stall();
@@ -168,6 +180,7 @@ fn stalled_connection_is_detected_by_keepalive() -> anyhow::Result<()> {
     );
     // The same client reconnects once the network is back.
     proxy.resume();
+    common::pause_after_loss();
     c.connect(&opts)?;
     assert!(c.is_connected());
     Ok(())
@@ -181,7 +194,7 @@ fn reconnect_from_inside_the_connection_lost_callback() -> anyhow::Result<()> {
     let me: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
     let (done_tx, done_rx) = mpsc::channel::<Result<bool, String>>();
     let mut c = common::create(&proxy.uri(), "recon")?;
-    let opts = common::options().keep_alive_interval(Duration::from_secs(2));
+    let opts = opts();
     {
         let (me, topic, opts) = (me.clone(), topic.clone(), opts.clone());
         c.set_callbacks(Callbacks::new().on_connection_lost(move |_| {
@@ -231,4 +244,43 @@ fn reconnect_from_inside_the_connection_lost_callback() -> anyhow::Result<()> {
         assert_eq!(m.payload_str()?, format!("after {round}"));
     }
     Ok(())
+}
+
+fn keepalive_with_other_client_body() -> anyhow::Result<()> {
+    let broker = Broker::new()?;
+    let proxy = Proxy::new(broker.port())?;
+    let (lost_tx, lost_rx) = mpsc::channel::<Instant>();
+    let mut c = common::create(&proxy.uri(), "short")?;
+    c.set_callbacks(Callbacks::new().on_connection_lost(move |_| {
+        let _ = lost_tx.send(Instant::now());
+    }))?;
+    c.connect(&common::options().keep_alive_interval(Duration::from_secs(1)))?;
+    // Another client of the same process, with the default 60 s keepalive.
+    let other = common::create(&broker.uri(), "long")?;
+    other.connect(&ConnectOptions::new())?;
+    let start = Instant::now();
+    proxy.stall();
+    let at = lost_rx.recv_timeout(Duration::from_secs(20))?;
+    let took = at - start;
+    assert!(
+        took < Duration::from_secs(4),
+        "a stalled 1 s keepalive connection was noticed only after {took:?}"
+    );
+    Ok(())
+}
+
+/// BUG (Paho C 1.3.16, MQTTClient.c `setRetryLoopInterval`): the interval of
+/// the library thread's keepalive/retry checks is process-global and set by
+/// every connect to a tenth of that client's keepalive (100 ms to 5 s). After
+/// any client connects with a long keepalive (the default 60 s gives 5 s),
+/// clients with short keepalives send their pings and notice dead
+/// connections up to 5 s late.
+#[test]
+#[ignore = "BUG: a client with keepalive 1 s notices a dead connection ~5 s late once another client connected with keepalive 60 s (Paho C global retry interval)"]
+fn short_keepalive_is_not_slowed_by_another_clients_long_keepalive() -> anyhow::Result<()> {
+    common::in_child(
+        "short_keepalive_is_not_slowed_by_another_clients_long_keepalive",
+        Duration::from_secs(60),
+        keepalive_with_other_client_body,
+    )
 }

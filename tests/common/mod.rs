@@ -121,6 +121,14 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Waits 300 ms: call it between a connection loss of the process's only
+/// connected client and the reconnect, when the test is about something
+/// else. Reconnecting at once can hit a Paho C race (the library's thread
+/// stopping itself), shown by `lifecycle::reconnect_right_after_a_keepalive_loss`.
+pub fn pause_after_loss() {
+    std::thread::sleep(Duration::from_millis(300));
+}
+
 /// Aborts the whole test process (after killing every broker it started) if
 /// it is not dropped within `limit`: a deadlocked test then fails loudly
 /// instead of hanging the run. Keep it alive for the whole test:
