@@ -366,9 +366,10 @@ fn disconnect_while_other_threads_publish() -> anyhow::Result<()> {
     let c = Arc::new(common::connect(&broker.uri(), "discpub")?);
     let t = common::topic("discpub");
     let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..4)
         .map(|i| {
-            let (c, t, stop) = (c.clone(), t.clone(), stop.clone());
+            let (c, t, stop, started) = (c.clone(), t.clone(), stop.clone(), started.clone());
             std::thread::spawn(move || -> (usize, usize) {
                 let (mut ok, mut disconnected) = (0, 0);
                 while !stop.load(SeqCst) {
@@ -380,6 +381,9 @@ fn disconnect_while_other_threads_publish() -> anyhow::Result<()> {
                     match c.publish(&t, b"x", qos, false) {
                         Ok(tok) => {
                             ok += 1;
+                            if ok == 20 {
+                                started.fetch_add(1, SeqCst);
+                            }
                             match c.wait_for_completion(tok, Duration::from_secs(5)) {
                                 Ok(()) | Err(Error::Disconnected) => {}
                                 Err(e) => panic!("wait_for_completion: {e:?}"),
@@ -396,7 +400,8 @@ fn disconnect_while_other_threads_publish() -> anyhow::Result<()> {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Disconnect once every thread is publishing.
+    assert!(common::wait_until(WAIT, || started.load(SeqCst) == 4));
     c.disconnect(Duration::from_secs(2))?;
     assert!(!c.is_connected());
     std::thread::sleep(Duration::from_millis(100));
