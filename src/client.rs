@@ -324,11 +324,7 @@ impl Client {
                 if now >= deadline {
                     break;
                 }
-                s = ctx
-                    .state_changed
-                    .wait_timeout(s, deadline - now)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0;
+                s = ctx.wait_state(s, Some(deadline - now));
             }
         }
         let rest = deadline.saturating_duration_since(Instant::now());
@@ -444,22 +440,17 @@ impl Client {
             if !ctx.is_connected() {
                 return Err(Error::Disconnected);
             }
-            s = match deadline {
-                None => ctx
-                    .state_changed
-                    .wait(s)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            let wait = match deadline {
+                None => None,
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         return Err(Error::Timeout);
                     }
-                    ctx.state_changed
-                        .wait_timeout(s, deadline - now)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0
+                    Some(deadline - now)
                 }
             };
+            s = ctx.wait_state(s, wait);
         }
     }
 

@@ -63,6 +63,8 @@ pub(crate) struct State {
     pub(crate) clean_session: bool,
     /// Connection losses and disconnects so far.
     pub(crate) losses: u64,
+    /// Threads waiting on `state_changed` (it is only signalled when one does).
+    pub(crate) waiters: usize,
 }
 
 /// When a message callback last returned: the low 24 bits of [`EPOCH`] and a
@@ -79,9 +81,13 @@ impl Exit {
         Exit(AtomicU64::new(0))
     }
 
-    fn record(&self, epoch: u64) {
-        let time = now_millis() & TIME_MASK;
-        self.0.store((epoch << TIME_BITS) | time, SeqCst);
+    /// The value [`Exit::set`] stores for an exit now, at `epoch`.
+    fn now(epoch: u64) -> u64 {
+        (epoch << TIME_BITS) | (now_millis() & TIME_MASK)
+    }
+
+    fn set(&self, packed: u64) {
+        self.0.store(packed, SeqCst);
     }
 
     /// Waits until the library's thread is known to be past the latest exit.
@@ -142,6 +148,7 @@ impl Context {
                 deliveries: Deliveries::new(),
                 clean_session: true,
                 losses: 0,
+                waiters: 0,
             }),
             state_changed: Condvar::new(),
             connected: AtomicBool::new(false),
@@ -165,6 +172,39 @@ impl Context {
         self.connected.load(SeqCst)
     }
 
+    /// Waits on `state_changed` (up to `timeout`, `None`: no limit).
+    pub(crate) fn wait_state<'a>(
+        &self,
+        mut s: MutexGuard<'a, State>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, State> {
+        s.waiters += 1;
+        let mut s = match timeout {
+            None => self
+                .state_changed
+                .wait(s)
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Some(t) => {
+                self.state_changed
+                    .wait_timeout(s, t)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0
+            }
+        };
+        s.waiters -= 1;
+        s
+    }
+
+    /// Releases the state and wakes its waiters, if any (std's `notify_all`
+    /// makes a system call even when nobody waits).
+    fn state_updated(&self, s: MutexGuard<'_, State>) {
+        let wake = s.waiters > 0;
+        drop(s);
+        if wake {
+            self.state_changed.notify_all();
+        }
+    }
+
     /// Waits until a publish may enter the library's in-flight window, and for
     /// a QoS 1/2 publish (`tracked`) takes a place in it, in the same critical
     /// section, so concurrent publishers never overfill the window (which would
@@ -176,10 +216,7 @@ impl Context {
         }
         let mut s = lock(&self.state);
         while self.is_connected() && !s.deliveries.has_room() {
-            s = self
-                .state_changed
-                .wait(s)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            s = self.wait_state(s, None);
         }
         if tracked {
             s.deliveries.begin();
@@ -192,8 +229,7 @@ impl Context {
         let mut s = lock(&self.state);
         s.deliveries.end(token);
         self.room.store(s.deliveries.has_room(), SeqCst);
-        drop(s);
-        self.state_changed.notify_all();
+        self.state_updated(s);
     }
 
     /// `deliveryComplete` for `token`.
@@ -201,23 +237,20 @@ impl Context {
         let mut s = lock(&self.state);
         s.deliveries.complete(token);
         self.room.store(s.deliveries.has_room(), SeqCst);
-        drop(s);
-        self.state_changed.notify_all();
+        self.state_updated(s);
     }
 
     /// The connection ended (connection-lost callback, or `disconnect`).
     pub(crate) fn set_disconnected(&self) {
-        {
-            let mut s = lock(&self.state);
-            s.losses += 1;
-            self.connected.store(false, SeqCst);
-            if s.clean_session {
-                // The library emptied its in-flight lists (MQTTClient_cleanSession).
-                s.deliveries.clear();
-            }
-            self.room.store(s.deliveries.has_room(), SeqCst);
+        let mut s = lock(&self.state);
+        s.losses += 1;
+        self.connected.store(false, SeqCst);
+        if s.clean_session {
+            // The library emptied its in-flight lists (MQTTClient_cleanSession).
+            s.deliveries.clear();
         }
-        self.state_changed.notify_all();
+        self.room.store(s.deliveries.has_room(), SeqCst);
+        self.state_updated(s);
         self.queue.connection_lost();
     }
 
@@ -250,10 +283,10 @@ impl Context {
             let s = lock(&self.state);
             if s.losses == before {
                 self.connected.store(connected, SeqCst);
+                self.state_updated(s);
                 break;
             }
         }
-        self.state_changed.notify_all();
     }
 
     /// Should callbacks leave user code and messages alone?
@@ -363,10 +396,10 @@ impl Context {
     /// The end of a callback (see [`Context::enter`]).
     fn leave(&self, message: bool, consumed: bool) {
         if message {
-            let epoch = EPOCH.load(SeqCst);
-            self.last_returned.record(epoch);
+            let exit = Exit::now(EPOCH.load(SeqCst));
+            self.last_returned.set(exit);
             if consumed {
-                self.last_consumed.record(epoch);
+                self.last_consumed.set(exit);
             }
             self.active_messages.fetch_sub(1, SeqCst);
         }

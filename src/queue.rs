@@ -33,6 +33,11 @@ struct State {
     /// Full and nobody made room in time: queue without waiting until the
     /// queue is down to half its capacity.
     overflowing: bool,
+    /// Threads waiting in `pop` / `push`: a condition variable is only
+    /// signalled when someone waits (std's `notify_*` always makes a system
+    /// call, which would cost a syscall per message).
+    consumers_waiting: usize,
+    producers_waiting: usize,
 }
 
 /// How long a message waits for room in a full queue (see the module docs).
@@ -66,6 +71,8 @@ impl MessageQueue {
                 closed: false,
                 lost: 0,
                 overflowing: false,
+                consumers_waiting: 0,
+                producers_waiting: 0,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -92,8 +99,11 @@ impl MessageQueue {
             }
             if s.items.len() < s.capacity || s.overflowing {
                 s.items.push_back(item);
+                let wake = s.consumers_waiting > 0;
                 drop(s);
-                self.not_empty.notify_one();
+                if wake {
+                    self.not_empty.notify_one();
+                }
                 return Ok(());
             }
             let now = Instant::now();
@@ -108,11 +118,13 @@ impl MessageQueue {
                 );
                 continue;
             }
+            s.producers_waiting += 1;
             s = self
                 .not_full
                 .wait_timeout(s, until - now)
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
+            s.producers_waiting -= 1;
         }
     }
 
@@ -150,10 +162,7 @@ impl MessageQueue {
         let mut s = lock(&self.state);
         loop {
             if let Some(item) = s.items.pop_front() {
-                Self::taken(&mut s);
-                drop(s);
-                self.not_full.notify_one();
-                return Popped::Item(item);
+                return Popped::Item(self.taken(s, item));
             }
             if s.closed {
                 return Popped::Closed;
@@ -161,43 +170,53 @@ impl MessageQueue {
             if lost_since.is_some_and(|n| n != s.lost) {
                 return Popped::Lost;
             }
-            s = match deadline {
-                None | Some(None) => self
-                    .not_empty
-                    .wait(s)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            let wait = match deadline {
+                None | Some(None) => None,
                 Some(Some(deadline)) => {
                     let now = Instant::now();
                     if now >= deadline {
                         return Popped::TimedOut;
                     }
+                    Some(deadline - now)
+                }
+            };
+            s.consumers_waiting += 1;
+            s = match wait {
+                None => self
+                    .not_empty
+                    .wait(s)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                Some(wait) => {
                     self.not_empty
-                        .wait_timeout(s, deadline - now)
+                        .wait_timeout(s, wait)
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .0
                 }
             };
+            s.consumers_waiting -= 1;
         }
     }
 
-    /// Leaves overflow mode once the queue has drained to half its capacity.
-    fn taken(s: &mut State) {
+    /// Bookkeeping after taking `item`: leaves overflow mode once the queue
+    /// has drained to half its capacity, and wakes a producer waiting for room.
+    fn taken(&self, mut s: MutexGuard<'_, State>, item: Item) -> Item {
         if s.overflowing && s.items.len() <= s.capacity / 2 {
             s.overflowing = false;
             log::info!("paho-mqtt-sync: a receive queue is back under its capacity");
         }
+        let wake = s.producers_waiting > 0;
+        drop(s);
+        if wake {
+            self.not_full.notify_one();
+        }
+        item
     }
 
     /// Takes the oldest item without waiting.
     pub(crate) fn try_pop(&self) -> Popped {
         let mut s = lock(&self.state);
         match s.items.pop_front() {
-            Some(item) => {
-                Self::taken(&mut s);
-                drop(s);
-                self.not_full.notify_one();
-                Popped::Item(item)
-            }
+            Some(item) => Popped::Item(self.taken(s, item)),
             None if s.closed => Popped::Closed,
             None => Popped::TimedOut,
         }
