@@ -13,10 +13,10 @@ use crate::callbacks::{self, Callbacks, Inside};
 use crate::context::{lock, Context};
 use crate::cstr::{cstring, with_cstr};
 use crate::delivery::DeliveryToken;
-use crate::error::{check, Error, Result};
+use crate::error::{check, ConnectReturnCode, Error, Result};
 use crate::ffi;
 use crate::message::{check_payload_len, Message, QoS};
-use crate::options::{ConnectOptions, CreateOptions, MqttVersion, Persistence};
+use crate::options::{ConnectOptions, CreateOptions, MqttVersion, Persistence, RawConnectOptions};
 use crate::queue::{Popped, Receiver};
 use crate::topic::{validate_filter, validate_topic};
 
@@ -277,10 +277,51 @@ impl Client {
     pub fn connect(&self, options: &ConnectOptions) -> Result<ConnectResponse> {
         self.enter()?;
         let mut raw = options.raw()?;
+        let deadline = Instant::now().checked_add(options.timeout());
+        let first = match options.version() {
+            MqttVersion::Default => MqttVersion::V3_1_1,
+            v => v,
+        };
+        let mut result = self.connect_once(&mut raw, first, options.timeout());
+        if options.version() == MqttVersion::Default {
+            // The fallback to MQTT 3.1, for brokers that reject 3.1.1 with
+            // CONNACK code 1 or by closing the connection, within the time left.
+            let rejected = matches!(
+                result,
+                Err(Error::ConnectionRefused(
+                    ConnectReturnCode::UnacceptableProtocolVersion
+                )) | Err(Error::Library(ffi::MQTTCLIENT_FAILURE))
+            );
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if rejected && left.is_none_or(|l| l >= Duration::from_secs(1)) {
+                result = self.connect_once(
+                    &mut raw,
+                    MqttVersion::V3_1,
+                    left.unwrap_or(options.timeout()),
+                );
+            }
+        }
+        let response = result?;
+        let handle = self.inner.handle;
+        self.ctx()
+            .set_connected(options.is_clean_session(), options.inflight_limit(), || {
+                // SAFETY: valid handle.
+                unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
+            });
+        Ok(response)
+    }
+
+    /// One `MQTTClient_connect` with an explicit MQTT version.
+    fn connect_once(
+        &self,
+        raw: &mut RawConnectOptions<'_>,
+        version: MqttVersion,
+        timeout: Duration,
+    ) -> Result<ConnectResponse> {
         let handle = self.inner.handle;
         let mut returned = (0, 0, String::new());
         let _lifecycle = crate::library::lifecycle_shared();
-        let rc = raw.with(|c| {
+        let rc = raw.with(version, timeout, |c| {
             // SAFETY: `c` and everything it points to live until `with` returns.
             let rc = unsafe { ffi::MQTTClient_connect(handle, c) };
             if rc == ffi::MQTTCLIENT_SUCCESS {
@@ -297,11 +338,6 @@ impl Client {
             rc
         });
         check(rc)?;
-        self.ctx()
-            .set_connected(options.is_clean_session(), options.inflight_limit(), || {
-                // SAFETY: valid handle.
-                unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
-            });
         Ok(ConnectResponse {
             session_present: returned.0 != 0,
             mqtt_version: MqttVersion::from_raw(returned.1),

@@ -283,10 +283,13 @@ mod tests {
         // SAFETY: the struct and buffer are allocated with the C library's
         // allocator, as received messages are, and freed by it below.
         unsafe {
-            let raw = ffi::MQTTClient_malloc(std::mem::size_of::<ffi::MQTTClient_message>())
+            // libc::malloc, not MQTTClient_malloc: that function is missing from
+            // Paho C before 1.3.13 (system libraries), and the library frees
+            // with plain free().
+            let raw = libc::malloc(std::mem::size_of::<ffi::MQTTClient_message>())
                 as *mut ffi::MQTTClient_message;
             raw.write(ffi::MQTTClient_message::default());
-            let buf = ffi::MQTTClient_malloc(3) as *mut u8;
+            let buf = libc::malloc(3) as *mut u8;
             buf.copy_from_nonoverlapping(b"abc".as_ptr(), 3);
             (*raw).payload = buf.cast();
             (*raw).payloadlen = 3;

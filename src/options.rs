@@ -35,7 +35,11 @@ pub enum Persistence {
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MqttVersion {
-    /// `MQTTVERSION_DEFAULT`: try 3.1.1, fall back to 3.1 if the broker refuses it.
+    /// Try 3.1.1, and 3.1 if the broker rejects the protocol level (CONNACK
+    /// code 1) or drops the connection without a CONNACK, within the connect
+    /// timeout. (The C library's `MQTTVERSION_DEFAULT` also retries after a
+    /// refusal such as a wrong password, and then reports the second attempt's
+    /// result; this crate does the fallback itself.)
     #[default]
     Default,
     /// `MQTTVERSION_3_1`.
@@ -290,6 +294,16 @@ impl ConnectOptions {
         self.clean_session
     }
 
+    /// The connect timeout as given.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The MQTT version as given.
+    pub(crate) fn version(&self) -> MqttVersion {
+        self.mqtt_version
+    }
+
     /// How many QoS 1/2 messages the library lets be in flight with these
     /// options (MQTTClient.c, `MQTTClient_connectURI`).
     pub(crate) fn inflight_limit(&self) -> usize {
@@ -303,11 +317,7 @@ impl ConnectOptions {
     /// Checks the options and builds the C structs; the result borrows `self`.
     pub(crate) fn raw(&self) -> Result<RawConnectOptions<'_>> {
         let keep_alive = whole_secs(self.keep_alive, 0, "keep alive interval", 65_535)?;
-        // One second more than asked: the library's timed waits drop the
-        // sub-second part of what is left of it (see library.rs), so a 1 s
-        // connect could otherwise give up after a few milliseconds.
-        let connect_timeout =
-            whole_secs(self.connect_timeout, 1, "connect timeout", i32::MAX - 1)? + 1;
+        c_connect_timeout(self.connect_timeout)?;
         let retry_interval = whole_secs(self.retry_interval, 0, "retry interval", i32::MAX)?;
         if self.max_inflight == Some(0) {
             return Err(Error::InvalidArgument(
@@ -360,7 +370,6 @@ impl ConnectOptions {
         Ok(RawConnectOptions {
             opts: self,
             keep_alive,
-            connect_timeout,
             retry_interval,
             max_inflight,
             username,
@@ -372,6 +381,14 @@ impl ConnectOptions {
             ssl,
         })
     }
+}
+
+/// `connectTimeout` for a connect that may take `timeout`: whole seconds,
+/// rounded up, plus one, because the library's timed waits drop the
+/// sub-second part of what is left (see library.rs), so a 1 s connect could
+/// otherwise give up after a few milliseconds.
+pub(crate) fn c_connect_timeout(timeout: Duration) -> Result<i32> {
+    Ok(whole_secs(timeout, 1, "connect timeout", i32::MAX - 1)? + 1)
 }
 
 /// Converts a duration to whole seconds for a C `int` field, rounding up.
@@ -389,7 +406,6 @@ fn whole_secs(d: Duration, min: i32, what: &str, max: i32) -> Result<i32> {
 pub(crate) struct RawConnectOptions<'a> {
     opts: &'a ConnectOptions,
     keep_alive: i32,
-    connect_timeout: i32,
     retry_interval: i32,
     max_inflight: i32,
     username: Option<CString>,
@@ -403,9 +419,12 @@ pub(crate) struct RawConnectOptions<'a> {
 
 impl RawConnectOptions<'_> {
     /// Calls `f` with the C options struct (and the will struct it points to),
-    /// both valid only during the call.
+    /// both valid only during the call, for one connect attempt with MQTT
+    /// version `version` that may take `timeout`.
     pub(crate) fn with<R>(
         &mut self,
+        version: MqttVersion,
+        timeout: Duration,
         f: impl FnOnce(&mut ffi::MQTTClient_connectOptions) -> R,
     ) -> R {
         let o = self.opts;
@@ -414,9 +433,10 @@ impl RawConnectOptions<'_> {
             keepAliveInterval: self.keep_alive,
             cleansession: i32::from(o.clean_session),
             reliable: i32::from(o.reliable),
-            connectTimeout: self.connect_timeout,
+            // Checked in `raw`; a shorter remaining timeout is in range too.
+            connectTimeout: c_connect_timeout(timeout).unwrap_or(i32::MAX),
             retryInterval: self.retry_interval,
-            MQTTVersion: o.mqtt_version.raw(),
+            MQTTVersion: version.raw(),
             maxInflightMessages: self.max_inflight,
             ..ffi::MQTTClient_connectOptions::default()
         };
@@ -469,7 +489,7 @@ mod tests {
     fn defaults_equal_the_initializer() {
         let o = ConnectOptions::new();
         let mut raw = o.raw().unwrap();
-        raw.with(|c| {
+        raw.with(o.version(), o.timeout(), |c| {
             let d = ffi::MQTTClient_connectOptions::default();
             assert_eq!(c.struct_version, d.struct_version);
             assert_eq!(c.keepAliveInterval, d.keepAliveInterval);
@@ -511,7 +531,7 @@ mod tests {
             .server_uris(&["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"])
             .mqtt_version(MqttVersion::V3_1_1);
         let mut raw = o.raw().unwrap();
-        raw.with(|c| {
+        raw.with(o.version(), o.timeout(), |c| {
             assert_eq!(c.keepAliveInterval, 2);
             assert_eq!(c.cleansession, 0);
             assert_eq!(c.connectTimeout, 2);
