@@ -280,12 +280,10 @@ mod tests {
 
     #[test]
     fn c_payload_moves_without_copy_and_back() {
-        // SAFETY: the struct and buffer are allocated with the C library's
-        // allocator, as received messages are, and freed by it below.
+        // SAFETY: the struct and buffer come from malloc, as the library's
+        // received messages do, and MQTTClient_freeMessage (plain free) frees
+        // them below. (Not MQTTClient_malloc: Paho C before 1.3.13 lacks it.)
         unsafe {
-            // libc::malloc, not MQTTClient_malloc: that function is missing from
-            // Paho C before 1.3.13 (system libraries), and the library frees
-            // with plain free().
             let raw = libc::malloc(std::mem::size_of::<ffi::MQTTClient_message>())
                 as *mut ffi::MQTTClient_message;
             raw.write(ffi::MQTTClient_message::default());
