@@ -6,7 +6,7 @@ use std::mem::ManuallyDrop;
 use std::os::raw::{c_char, c_int};
 use std::ptr;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::callbacks::{self, Callbacks, Inside};
@@ -50,9 +50,12 @@ pub struct Client {
 struct Inner {
     handle: ffi::MQTTClient,
     ctx: Arc<Context>,
-    /// Write-locked by `set_command_timeout`, read-locked by the C calls that
-    /// read `commandTimeout` (subscribe, unsubscribe).
-    command_timeout: RwLock<()>,
+    /// Held by subscribe, unsubscribe and `set_command_timeout`: the C calls
+    /// that read or write `commandTimeout` (which the library does not lock),
+    /// and that wait for a SUBACK or UNSUBACK. Before 1.3.16 the library let a
+    /// subscribe and an unsubscribe of one client overlap, and the two could
+    /// pick up each other's acknowledgement (both go through `m->pack`).
+    commands: Mutex<()>,
 }
 
 // SAFETY: the handle is only passed to MQTTClient_* functions, which lock the
@@ -215,7 +218,7 @@ impl Client {
             inner: ManuallyDrop::new(Inner {
                 handle,
                 ctx,
-                command_timeout: RwLock::new(()),
+                commands: Mutex::new(()),
             }),
         })
     }
@@ -545,11 +548,7 @@ impl Client {
         let count = c_int::try_from(filters.len())
             .map_err(|_| Error::InvalidArgument("too many filters".into()))?;
         let rc = {
-            let _t = self
-                .inner
-                .command_timeout
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _t = lock(&self.inner.commands);
             // SAFETY: valid handle; `ptrs` and `qos` hold `count` entries each and
             // outlive the call; the library writes the granted QoS into `qos`.
             unsafe {
@@ -596,11 +595,7 @@ impl Client {
         let ptrs: Vec<*mut c_char> = names.iter().map(|n| n.as_ptr() as *mut c_char).collect();
         let count = c_int::try_from(filters.len())
             .map_err(|_| Error::InvalidArgument("too many filters".into()))?;
-        let _t = self
-            .inner
-            .command_timeout
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _t = lock(&self.inner.commands);
         // SAFETY: valid handle; `ptrs` holds `count` strings alive for the call.
         check(unsafe { ffi::MQTTClient_unsubscribeMany(self.inner.handle, count, ptrs.as_ptr()) })
     }
@@ -647,12 +642,8 @@ impl Client {
             .checked_mul(1000)
             .and_then(|ms| std::os::raw::c_ulong::try_from(ms).ok())
             .ok_or_else(|| Error::InvalidArgument("command timeout too long".into()))?;
-        let _t = self
-            .inner
-            .command_timeout
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // SAFETY: valid handle; the write lock keeps subscribe and unsubscribe,
+        let _t = lock(&self.inner.commands);
+        // SAFETY: valid handle; the lock keeps subscribe and unsubscribe,
         // which read the value, from running at the same time.
         check(unsafe { ffi::MQTTClient_setCommandTimeout(self.inner.handle, ms) })
     }
