@@ -442,7 +442,7 @@ impl Drop for SilentServer {
 }
 
 /// Set in the environment of a child started by [`in_child`].
-const CHILD: &str = "PAHO_SYNC_LIFECYCLE_CHILD";
+const CHILD: &str = "PAHO_SYNC_TEST_CHILD";
 
 /// Runs `body` in a child process: in the parent, re-runs test `name` of the
 /// current test binary (libtest arguments, so `cargo test` and nextest both
