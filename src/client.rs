@@ -214,13 +214,20 @@ impl Client {
             unsafe { ffi::MQTTClient_destroy(&mut handle) };
             return Err(e);
         }
-        Ok(Client {
+        let client = Client {
             inner: ManuallyDrop::new(Inner {
                 handle,
                 ctx,
                 commands: Mutex::new(()),
             }),
-        })
+        };
+        // QoS 1/2 messages restored from file persistence are in flight too.
+        let restored = client.pending_delivery_tokens()?;
+        if !restored.is_empty() {
+            let ctx = client.ctx();
+            ctx.restored(restored.iter().map(|t| t.id()));
+        }
+        Ok(client)
     }
 
     /// The `MQTTClient` handle, for calling [`crate::ffi`] functions directly.
@@ -326,7 +333,7 @@ impl Client {
         let _lifecycle = crate::library::lifecycle_shared();
         let rc = raw.with(version, timeout, |c| {
             // SAFETY: `c` and everything it points to live until `with` returns.
-            let rc = unsafe { ffi::MQTTClient_connect(handle, c) };
+            let rc = crate::anchor::with_wakeups(|| unsafe { ffi::MQTTClient_connect(handle, c) });
             if rc == ffi::MQTTCLIENT_SUCCESS {
                 returned.0 = c.returned.sessionPresent;
                 returned.1 = c.returned.MQTTVersion;
@@ -341,6 +348,7 @@ impl Client {
             rc
         });
         check(rc)?;
+        crate::anchor::run_thread_started();
         Ok(ConnectResponse {
             session_present: returned.0 != 0,
             mqtt_version: MqttVersion::from_raw(returned.1),

@@ -232,6 +232,14 @@ impl Context {
         self.state_updated(s);
     }
 
+    /// Messages the library restored from persistence (see [`Deliveries::restored`]).
+    pub(crate) fn restored(&self, tokens: impl IntoIterator<Item = i32>) {
+        let mut s = lock(&self.state);
+        s.deliveries.restored(tokens);
+        self.room.store(s.deliveries.has_room(), SeqCst);
+        self.state_updated(s);
+    }
+
     /// `deliveryComplete` for `token`.
     pub(crate) fn complete(&self, token: i32) {
         let mut s = lock(&self.state);

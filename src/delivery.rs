@@ -100,6 +100,16 @@ impl Deliveries {
         self.pending.contains(&token)
     }
 
+    /// Records messages the library restored from persistence when the
+    /// client was created: they are in flight like any other.
+    pub(crate) fn restored(&mut self, tokens: impl IntoIterator<Item = i32>) {
+        for t in tokens {
+            if !self.pending.contains(&t) {
+                self.pending.push(t);
+            }
+        }
+    }
+
     /// Whether `token` was dropped unacknowledged by the end of a clean session.
     pub(crate) fn is_dropped(&self, token: i32) -> bool {
         self.dropped.contains(&token)

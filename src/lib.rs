@@ -60,6 +60,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod anchor;
 mod callbacks;
 mod client;
 mod context;

@@ -2,27 +2,34 @@
 //! its lifecycle races.
 //!
 //! Paho C keeps one background thread (`MQTTClient_run`) and global client
-//! lists for the whole process. Two of its lifecycle paths race with other
-//! threads (MQTTClient.c, 1.3.16):
+//! lists for the whole process. Its lifecycle paths race with other threads
+//! (MQTTClient.c, 1.3.16):
 //!
 //! * `MQTTClient_destroy` of the process's last client calls
 //!   `MQTTClient_terminate`, which waits for the background thread with the
 //!   library mutex released and then frees the global lists, including a client
-//!   another thread created meanwhile. This crate keeps one never-connected
-//!   *anchor* client for the life of the process, so the count of clients never
-//!   drops to zero and `MQTTClient_terminate` never runs.
-//! * `MQTTClient_disconnect` of the last connected client tells the background
-//!   thread to stop and waits for it with the mutex released; a connect on
-//!   another thread in that window sees the thread still running, starts none,
-//!   and then waits for a CONNACK nobody reads, failing after its timeout. This
-//!   crate runs disconnects under [`lifecycle_exclusive`] and connects under
-//!   [`lifecycle_shared`], so the two never overlap. (A disconnect the library
-//!   makes on its own after a socket error on a caller's thread is not covered.)
+//!   another thread created meanwhile.
+//! * When no client is connected any more, `MQTTClient_stop` tells the
+//!   background thread to stop (a disconnect waits for it with the mutex
+//!   released; the thread itself, after a connection loss, does not wait). A
+//!   connect on another thread in that window sees the thread still running,
+//!   starts none, and then waits for a CONNACK nobody reads, failing after its
+//!   timeout.
 //!
-//! Its timed waits also drop the sub-second part of every timeout
-//! (Thread.c, `Thread_time_from_now`, paho.mqtt.c#1682); the client rounds the
-//! timeouts it passes (connect, command) so the library waits at least as long
-//! as asked.
+//! The anchor client (anchor.rs) avoids both: it exists and stays connected
+//! for the life of the process. Should it fail to connect, connects run under
+//! [`lifecycle_shared`] and disconnects under [`lifecycle_exclusive`], which
+//! covers the disconnects this crate makes (not one the library makes on its
+//! own after a socket error).
+//!
+//! Other limitations of the library, documented rather than worked around:
+//! its timed waits drop the sub-second part of every timeout (Thread.c,
+//! `Thread_time_from_now`, paho.mqtt.c#1682), so the client rounds the
+//! timeouts it passes (connect, command) up; `MQTTClient_connect` holds a
+//! process-wide `connect_mutex` for the whole connect, so a connect to an
+//! unresponsive broker holds up the connects of every other client; and the
+//! library checks keepalives at an interval set from the keepalive of the
+//! most recent connect, of any client.
 
 use std::ffi::CStr;
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -103,45 +110,31 @@ pub fn yield_now() {
     unsafe { ffi::MQTTClient_yield() }
 }
 
-/// Checks the library version once, and creates the anchor client. Called
-/// before the first client is created.
+/// Checks the library version once, and sets up the anchor client (see
+/// anchor.rs). Called before the first client is created.
 pub(crate) fn check_library() -> Result<()> {
     check_version()?;
-    static ANCHOR: OnceLock<usize> = OnceLock::new();
-    ANCHOR.get_or_init(|| {
-        let mut handle: ffi::MQTTClient = std::ptr::null_mut();
-        // SAFETY: valid pointers; the handle is never connected, never given
-        // callbacks and never destroyed: it only keeps the library's client
-        // count above zero (see the module docs).
-        let rc = unsafe {
-            ffi::MQTTClient_create(
-                &mut handle,
-                c"tcp://127.0.0.1:1".as_ptr(),
-                c"paho-mqtt-sync-anchor".as_ptr(),
-                ffi::MQTTCLIENT_PERSISTENCE_NONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc != ffi::MQTTCLIENT_SUCCESS {
-            log::warn!("paho-mqtt-sync: cannot create the anchor client ({rc})");
-        }
-        handle as usize
-    });
+    crate::anchor::ensure();
     Ok(())
 }
 
 static LIFECYCLE: RwLock<()> = RwLock::new(());
 
-/// Held while a client connects (see the module docs).
-pub(crate) fn lifecycle_shared() -> RwLockReadGuard<'static, ()> {
-    LIFECYCLE
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Held while a client connects, unless the anchor is connected (then the
+/// library's thread never stops and there is nothing to serialize).
+pub(crate) fn lifecycle_shared() -> Option<RwLockReadGuard<'static, ()>> {
+    (!crate::anchor::is_connected()).then(|| {
+        LIFECYCLE
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    })
 }
 
-/// Held while a client disconnects (see the module docs).
-pub(crate) fn lifecycle_exclusive() -> RwLockWriteGuard<'static, ()> {
-    LIFECYCLE
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Held while a client disconnects, unless the anchor is connected.
+pub(crate) fn lifecycle_exclusive() -> Option<RwLockWriteGuard<'static, ()>> {
+    (!crate::anchor::is_connected()).then(|| {
+        LIFECYCLE
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    })
 }

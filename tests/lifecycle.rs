@@ -147,15 +147,15 @@ fn connect_during_connection_loss_body() -> anyhow::Result<()> {
     })
 }
 
-/// BUG (Paho C 1.3.16, not covered by the binding's lifecycle lock, as
-/// library.rs says): when the library's own thread finds the last connected
+/// Paho C 1.3.16 race, prevented by the binding's connected anchor client
+/// (src/anchor.rs): when the library's own thread finds the last connected
 /// client's socket broken, it disconnects it and calls `MQTTClient_stop` on
 /// itself (sets `tostop`, does not wait). A connect on another thread before
-/// that thread has exited sees `running == 1`, starts no thread, and waits
+/// that thread has exited would see `running == 1`, start no thread, and wait
 /// for a CONNACK nobody reads: -1 after the full connect timeout. Seen once
-/// (connect #40 failed after 4.0 s); the window is microseconds wide.
+/// before the fix (connect #40 failed after 4.0 s); the window is microseconds
+/// wide.
 #[test]
-#[ignore = "BUG (intermittent, seen once): a connect can fail (-1 after connect_timeout) when it overlaps another client's connection loss (Paho C run thread stopping itself)"]
 fn connect_while_another_client_loses_its_connection() -> anyhow::Result<()> {
     in_child(
         "connect_while_another_client_loses_its_connection",
@@ -259,17 +259,17 @@ fn reconnect_after_keepalive_loss_body() -> anyhow::Result<()> {
     })
 }
 
-/// BUG (Paho C 1.3.16, not covered by the binding's lifecycle lock): after a
-/// socket error or keepalive timeout of the last connected client, the
-/// library's own thread disconnects it and calls `MQTTClient_stop` on itself
-/// (sets `tostop`, does not wait), then calls connection-lost and only then
-/// exits. A connect made in that window (typically: the application
-/// reconnecting as soon as it hears of the loss) sees `running == 1`, starts
-/// no thread, and waits for a CONNACK nobody reads: -1 after the full connect
-/// timeout. Seen in 1 to 3 of 12 runs of will_keepalive's stall test on a
-/// loaded machine; this loops to make it likely.
+/// Paho C 1.3.16 race, prevented by the binding's connected anchor client
+/// (src/anchor.rs): after a socket error or keepalive timeout of the last
+/// connected client, the library's own thread disconnects it and calls
+/// `MQTTClient_stop` on itself (sets `tostop`, does not wait), then calls
+/// connection-lost and only then exits. A connect made in that window
+/// (typically: the application reconnecting as soon as it hears of the loss)
+/// would see `running == 1`, start no thread, and wait for a CONNACK nobody
+/// reads: -1 after the full connect timeout. Before the fix it failed in 1 to
+/// 3 of 12 runs of will_keepalive's stall test on a loaded machine; this
+/// loops to make it likely.
 #[test]
-#[ignore = "BUG: reconnecting right after a keepalive loss of the only connected client fails (-1 after connect_timeout; Paho C run thread stopping itself)"]
 fn reconnect_right_after_a_keepalive_loss() -> anyhow::Result<()> {
     in_child(
         "reconnect_right_after_a_keepalive_loss",

@@ -114,15 +114,11 @@ fn leave_a_message_on_disk(
     Ok(opts)
 }
 
-/// BUG: the binding's `wait_for_completion` only knows tokens published by
-/// this `Client` (delivery.rs). A message restored from file persistence is
-/// listed by `pending_delivery_tokens()` (the library's outbound list), yet
-/// waiting for its token returns `Ok(())` at once, even before the client is
-/// connected. C's MQTTClient_waitForCompletion returns
-/// MQTTCLIENT_DISCONNECTED while disconnected and waits for the
-/// acknowledgement once connected.
+/// A message restored from file persistence is in flight like any other:
+/// `wait_for_completion` says Disconnected while the client is not
+/// connected (as C's MQTTClient_waitForCompletion does) and returns once the
+/// library has re-sent it after the connect and the broker acknowledged it.
 #[test]
-#[ignore = "BUG: wait_for_completion returns Ok at once for a message restored from persistence and not yet acknowledged"]
 fn wait_for_completion_of_a_restored_message() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let proxy = Proxy::new(broker.port())?;

@@ -1,0 +1,260 @@
+//! The anchor: one client of the crate's own, connected for the life of the
+//! process to a stub on the loopback interface, so that the C library's
+//! process-wide state never goes through its racy start and stop paths.
+//!
+//! Paho C (MQTTClient.c, 1.3.16) frees its global client lists when the last
+//! client is destroyed (`MQTTClient_terminate`) and stops its background
+//! thread whenever no client is connected (`MQTTClient_stop`); both race with
+//! other threads creating or connecting clients at that moment (see
+//! library.rs). With the anchor alive and connected neither ever happens. It
+//! also saves the library's waits around them: a disconnect no longer sleeps
+//! 100 ms for the thread to stop, and a connect no longer sleeps up to 100 ms
+//! for a new thread to start.
+//!
+//! The stub accepts one TCP connection on `127.0.0.1` (an ephemeral port),
+//! checks that the CONNECT comes from the anchor, answers with a CONNACK and
+//! keeps its end of the connection open, silent, for good; the listener is
+//! closed at once. The anchor connects with keepalive 0 and no callbacks, so
+//! it never sends anything after its CONNECT. If any step fails (no loopback
+//! networking, say), the anchor stays created but not connected, which still
+//! prevents `MQTTClient_terminate`, and the crate falls back to serializing
+//! connects and disconnects (library.rs).
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::ffi;
+
+/// The anchor's client id, checked in its CONNECT.
+const ANCHOR_ID: &str = "paho-mqtt-sync-anchor";
+/// How long setting up the anchor may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Anchor {
+    connected: bool,
+    /// The stub's end of the connection, kept open for the life of the process.
+    stub: Option<TcpStream>,
+}
+
+static ANCHOR: OnceLock<Anchor> = OnceLock::new();
+
+/// A client with callbacks connected, so the library's background thread
+/// runs, and with the anchor connected it never stops.
+static RUN_THREAD_UP: AtomicBool = AtomicBool::new(false);
+
+/// Records a successful connect of a client with callbacks (every client of
+/// this crate): the library's background thread is running.
+pub(crate) fn run_thread_started() {
+    RUN_THREAD_UP.store(true, SeqCst);
+}
+
+/// Creates (and connects) the anchor once. Returns whether it is connected.
+pub(crate) fn ensure() -> bool {
+    ANCHOR.get_or_init(create).connected
+}
+
+/// Whether the anchor is connected (false before [`ensure`]).
+pub(crate) fn is_connected() -> bool {
+    ANCHOR.get().is_some_and(|a| a.connected)
+}
+
+fn create() -> Anchor {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).and_then(|l| {
+        let port = l.local_addr()?.port();
+        Ok((l, port))
+    });
+    // Without a listener the URI's port does not matter: the anchor is only
+    // created, which still keeps MQTTClient_terminate away.
+    let port = listener.as_ref().map_or(1, |(_, p)| *p);
+    let uri = format!("tcp://127.0.0.1:{port}\0");
+    let mut handle: ffi::MQTTClient = std::ptr::null_mut();
+    // SAFETY: NUL-terminated strings valid for the call; the handle is never
+    // given callbacks and never destroyed (it lives as long as the process).
+    let rc = unsafe {
+        ffi::MQTTClient_create(
+            &mut handle,
+            uri.as_ptr().cast::<c_char>(),
+            c"paho-mqtt-sync-anchor".as_ptr(),
+            ffi::MQTTCLIENT_PERSISTENCE_NONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc != ffi::MQTTCLIENT_SUCCESS {
+        log::warn!("paho-mqtt-sync: cannot create the anchor client ({rc})");
+        return Anchor {
+            connected: false,
+            stub: None,
+        };
+    }
+    let (listener, _) = match listener {
+        Ok(l) => l,
+        Err(e) => {
+            log::debug!("paho-mqtt-sync: no loopback listener for the anchor: {e}");
+            return Anchor {
+                connected: false,
+                stub: None,
+            };
+        }
+    };
+    let stub = std::thread::Builder::new()
+        .name("paho-anchor-stub".into())
+        .spawn(move || serve(&listener));
+    let mut opts = ffi::MQTTClient_connectOptions {
+        keepAliveInterval: 0,
+        cleansession: 1,
+        MQTTVersion: ffi::MQTTVERSION_3_1_1,
+        // One second more than meant: the library's waits drop sub-second parts.
+        connectTimeout: SETUP_TIMEOUT.as_secs() as i32 + 1,
+        ..ffi::MQTTClient_connectOptions::default()
+    };
+    let rc = match &stub {
+        // SAFETY: valid handle and options for the call.
+        Ok(_) => unsafe { ffi::MQTTClient_connect(handle, &mut opts) },
+        Err(_) => ffi::MQTTCLIENT_FAILURE,
+    };
+    let stub = match stub.map(|t| t.join()) {
+        Ok(Ok(Ok(stream))) => Some(stream),
+        Ok(Ok(Err(e))) => {
+            log::debug!("paho-mqtt-sync: anchor stub: {e}");
+            None
+        }
+        _ => None,
+    };
+    let connected = rc == ffi::MQTTCLIENT_SUCCESS && stub.is_some();
+    if !connected {
+        log::debug!("paho-mqtt-sync: the anchor client did not connect ({rc})");
+    }
+    Anchor { connected, stub }
+}
+
+/// Runs `connect` (a `MQTTClient_connect` call) while waking the library's
+/// background thread every millisecond, for up to 200 ms.
+///
+/// That thread polls its sockets with a 100 ms timeout and only looks at a
+/// socket added meanwhile (the new connection) when that poll returns; the
+/// library interrupts the poll when a TCP connect is still in progress, not
+/// when it completed at once, as on loopback. A connect then waited up to
+/// 100 ms for its CONNACK to be read. The wake-up is a PINGRESP written to the
+/// anchor's stub connection: the library reads it, clears the anchor's
+/// (unused, keepalive 0) ping flag and polls again, now with the new socket.
+///
+/// Before the background thread first started (the first connect of the
+/// process), nothing would read the wake-ups: the connect goes as it is.
+pub(crate) fn with_wakeups<R>(connect: impl FnOnce() -> R) -> R {
+    let stub = ANCHOR.get().and_then(|a| a.stub.as_ref());
+    let Some(mut stub) = stub.filter(|_| RUN_THREAD_UP.load(SeqCst)) else {
+        return connect();
+    };
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..200 {
+                std::thread::sleep(Duration::from_millis(1));
+                if done.load(SeqCst) {
+                    return;
+                }
+                // PINGRESP; a failed write only loses the speed-up.
+                if stub.write_all(&[0xd0, 0x00]).is_err() {
+                    return;
+                }
+            }
+        });
+        let r = connect();
+        done.store(true, SeqCst);
+        r
+    })
+}
+
+/// Accepts the anchor's connection, checks its CONNECT, answers CONNACK.
+fn serve(listener: &TcpListener) -> io::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + SETUP_TIMEOUT;
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((s, peer)) if peer.ip().is_loopback() => break s,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no connection"));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(SETUP_TIMEOUT))?;
+    let body = read_connect(&mut stream)?;
+    if client_id_of(&body) != Some(ANCHOR_ID.as_bytes()) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not the anchor"));
+    }
+    // CONNACK: no session present, return code 0.
+    stream.write_all(&[0x20, 0x02, 0x00, 0x00])?;
+    stream.set_read_timeout(None)?;
+    Ok(stream)
+}
+
+/// Reads a CONNECT packet and returns its variable header and payload.
+fn read_connect(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let bad = |what| io::Error::new(io::ErrorKind::InvalidData, what);
+    let mut byte = [0u8; 1];
+    stream.read_exact(&mut byte)?;
+    if byte[0] != 0x10 {
+        return Err(bad("not a CONNECT"));
+    }
+    let mut len = 0usize;
+    for shift in (0..4).map(|i| 7 * i) {
+        stream.read_exact(&mut byte)?;
+        len |= usize::from(byte[0] & 0x7f) << shift;
+        if byte[0] & 0x80 == 0 {
+            if len > 1024 {
+                return Err(bad("CONNECT too long"));
+            }
+            let mut body = vec![0u8; len];
+            stream.read_exact(&mut body)?;
+            return Ok(body);
+        }
+    }
+    Err(bad("bad remaining length"))
+}
+
+/// The client id of a CONNECT body (MQTT 3.1.1: protocol name, level, flags,
+/// keepalive, then the client id).
+fn client_id_of(body: &[u8]) -> Option<&[u8]> {
+    let str_at = |at: usize| -> Option<(&[u8], usize)> {
+        let len = usize::from(u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]));
+        Some((body.get(at + 2..at + 2 + len)?, at + 2 + len))
+    };
+    let (name, next) = str_at(0)?;
+    if name != b"MQTT" {
+        return None;
+    }
+    // level (1), flags (1), keepalive (2)
+    Some(str_at(next + 4)?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_connect_body() {
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 0];
+        body.extend_from_slice(&(ANCHOR_ID.len() as u16).to_be_bytes());
+        body.extend_from_slice(ANCHOR_ID.as_bytes());
+        assert_eq!(client_id_of(&body), Some(ANCHOR_ID.as_bytes()));
+        assert_eq!(client_id_of(&body[..12]), None);
+        body[2] = b'X';
+        assert_eq!(client_id_of(&body), None);
+    }
+
+    #[test]
+    fn the_anchor_connects() {
+        assert!(ensure(), "the anchor client could not connect to its stub");
+        assert!(is_connected());
+    }
+}
