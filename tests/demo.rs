@@ -96,26 +96,10 @@ fn build_demo() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// A command that runs the demo: the binary itself, or through
-/// `CARGO_TARGET_<TRIPLE>_RUNNER` when that is set for the target this test
-/// was built for (qemu-user when cross-testing, as cargo runs the tests).
+/// A command that runs the demo: the binary itself, or through the target's
+/// Cargo runner (qemu-user when cross-testing), as cargo runs the tests.
 fn demo_command() -> Result<Command> {
-    let bin = demo_binary()?;
-    let triple = option_env!("PAHO_MQTT_SYNC_TARGET").unwrap_or_default();
-    let var = format!(
-        "CARGO_TARGET_{}_RUNNER",
-        triple.to_uppercase().replace(['-', '.'], "_")
-    );
-    let runner = std::env::var(&var).unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    Ok(match words.next() {
-        Some(program) if !triple.is_empty() => {
-            let mut cmd = Command::new(program);
-            cmd.args(words).arg(bin);
-            cmd
-        }
-        _ => Command::new(bin),
-    })
+    Ok(common::target_command(demo_binary()?))
 }
 
 // ------------------------------------------------------------ the process

@@ -459,7 +459,7 @@ pub fn in_child(
         return body();
     }
     use std::io::Read;
-    let mut child = std::process::Command::new(std::env::current_exe()?)
+    let mut child = target_command(std::env::current_exe()?)
         .args([
             name,
             "--exact",
@@ -521,4 +521,27 @@ pub(crate) fn euid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// A `Command` for a program built for the target under test (this test
+/// binary re-run as a child, or an example): through
+/// `CARGO_TARGET_<TRIPLE>_RUNNER` when that is set, as Cargo runs the tests
+/// (qemu-user when cross-testing on a PC, see scripts/cross-test.sh), else
+/// the program itself.
+pub fn target_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let triple = env!("PAHO_MQTT_SYNC_TARGET");
+    let var = format!(
+        "CARGO_TARGET_{}_RUNNER",
+        triple.to_uppercase().replace(['-', '.'], "_")
+    );
+    let runner = std::env::var(var).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(first) => {
+            let mut cmd = std::process::Command::new(first);
+            cmd.args(words).arg(program);
+            cmd
+        }
+        None => std::process::Command::new(program),
+    }
 }
