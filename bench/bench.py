@@ -655,18 +655,20 @@ NOTES = """## Why the figures look like this
 These notes explain mechanisms, found with `strace -c -f`, `perf stat` and `perf record`
 on this harness's programs (Paho C 1.3.16); the numbers above are what counts.
 
-- **Connect and disconnect, ~100 ms each in callback mode.** `MQTTClient_connect` starts the
-  library's callback thread (`MQTTClient_run`) and then polls its `running` flag in
-  100 ms sleeps (`MQTTClient_connectURI`, `while (!running && ++count < 5)
+- **Connect and disconnect in callback mode.** `MQTTClient_connect` starts the library's
+  callback thread (`MQTTClient_run`) when it is not running and then polls its `running`
+  flag in 100 ms sleeps (`MQTTClient_connectURI`, `while (!running && ++count < 5)
   MQTTTime_sleep(100L)`); the new thread needs the mutex the connecting thread holds, so
-  the first check always fails and connect takes at least 100 ms. Disconnecting the last
-  connected client stops that thread in `MQTTClient_stop`, which sleeps in 100 ms steps
-  until it has exited. The C callback-mode program and this crate (which always runs in
-  callback mode) pay both; the plain synchronous C program starts no thread and pays
-  neither. After messages were received, this crate's disconnect/drop also waits up to
-  100 ms (`GRACE` in `src/context.rs`) until the callback thread is provably past the
-  library's post-callback bookkeeping. `paho-mqtt`'s disconnect and drop go through the
-  async library's `MQTTAsync_stop`, which sleeps in 100 ms steps until its send and receive
+  the first check always fails and such a connect takes at least 100 ms. Disconnecting
+  the last connected client stops that thread in `MQTTClient_stop`, which sleeps in
+  100 ms steps until it has exited. The C callback-mode program pays both on every run;
+  the plain synchronous C program starts no thread and pays neither. This crate always
+  runs in callback mode; whether it pays them depends on how it keeps the library's
+  thread alive (see `src/library.rs`), and the table above shows what it paid in this
+  run. After messages were received, its disconnect/drop may also wait up to 100 ms
+  (`GRACE` in `src/context.rs`) until the callback thread is provably past the library's
+  post-callback bookkeeping. `paho-mqtt`'s disconnect and drop go through the async
+  library's `MQTTAsync_stop`, which sleeps in 100 ms steps until its send and receive
   threads have stopped (up to about 1 s).
 - **QoS 1/2, one message in flight.** Every Paho C client (C callback mode, this crate,
   `paho-mqtt`) receives the acknowledgement on the library's own thread: `poll`, then
@@ -685,7 +687,7 @@ on this harness's programs (Paho C 1.3.16); the numbers above are what counts.
 - **Receive.** With a message-arrived callback this crate does what the C callback program
   does. `Client::receive` hands each message from the callback thread to the caller
   through a queue; when the caller is faster than the library it sleeps and is woken
-  once per message (about one context switch and three `futex` calls per message), which
+  once per message (about one context switch and two `futex` calls per message), which
   costs throughput compared with a callback. `rumqttc` reads many messages per system call
   on one thread, which is why it leads here; the first-to-last-message rate of a backlog
   favours that design.
@@ -722,6 +724,7 @@ def main():
         case_list = [c for c in case_list if c[0] in wanted]
     started = time.time()
     command = "bench/run.sh" + ("".join(f" {x}" for x in sys.argv[1:]))
+    revision = first_line(["git", "-C", str(REPO), "describe", "--always", "--dirty"])
 
     bins, minimal, paho, paho_min = build()
     BINS = bins
@@ -749,6 +752,7 @@ def main():
         rounds = meta.get("rounds", rounds)
         elapsed = meta.get("elapsed_s", float("nan"))
         date = meta.get("date", "?")
+        revision = meta.get("revision", "?")
         names = {r["case"] for r in results}
         case_list = [c for c in cases(meta.get("smoke", a.smoke)) if c[0] in names]
     else:
@@ -782,7 +786,7 @@ def main():
         elapsed = time.time() - started
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         meta = {"command": command, "rounds": rounds, "elapsed_s": elapsed, "date": date,
-                "smoke": a.smoke, "failures": failures}
+                "smoke": a.smoke, "failures": failures, "revision": revision}
         with open(raw_path, "w") as f:
             f.write(json.dumps({"meta": meta}) + "\n")
             for r in results:
@@ -811,7 +815,8 @@ def main():
         ("C programs", f"{first_line(['gcc', '--version'])}: `gcc {' '.join(CFLAGS)}` "
                        f"(minimal publisher: `gcc {' '.join(CFLAGS_MIN)}`), `-lpthread`"),
         ("Rust", f"{first_line(['rustc', '--version'])}, release profile (opt-level 3)"),
-        ("Clients", f"paho-mqtt-sync {read_crate_version()}, paho-mqtt {v.get('paho-mqtt', '?')}, "
+        ("Clients", f"paho-mqtt-sync {read_crate_version()} (git `{revision}`), "
+                    f"paho-mqtt {v.get('paho-mqtt', '?')}, "
                     f"rumqttc {v.get('rumqttc', '?')} (tokio {v.get('tokio', '?')})"),
         ("Raw results", f"`{os.path.relpath(raw_path, out.parent)}` (one JSON line per run)"),
     ]
