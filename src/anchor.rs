@@ -21,10 +21,10 @@
 //! connects and disconnects (library.rs).
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::ffi;
@@ -63,7 +63,9 @@ pub(crate) fn is_connected() -> bool {
 }
 
 fn create() -> Anchor {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).and_then(|l| {
+    // A SocketAddr, not ("127.0.0.1", 0): no address parser, no resolver.
+    let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let listener = TcpListener::bind(any_port).and_then(|l| {
         let port = l.local_addr()?.port();
         Ok((l, port))
     });
@@ -90,15 +92,12 @@ fn create() -> Anchor {
             stub: None,
         };
     }
-    let (listener, _) = match listener {
-        Ok(l) => l,
-        Err(e) => {
-            log::debug!("paho-mqtt-sync: no loopback listener for the anchor: {e}");
-            return Anchor {
-                connected: false,
-                stub: None,
-            };
-        }
+    let Ok((listener, _)) = listener else {
+        log::debug!("paho-mqtt-sync: no loopback listener for the anchor");
+        return Anchor {
+            connected: false,
+            stub: None,
+        };
     };
     let stub = std::thread::Builder::new()
         .name("paho-anchor-stub".into())
@@ -116,14 +115,7 @@ fn create() -> Anchor {
         Ok(_) => unsafe { ffi::MQTTClient_connect(handle, &mut opts) },
         Err(_) => ffi::MQTTCLIENT_FAILURE,
     };
-    let stub = match stub.map(|t| t.join()) {
-        Ok(Ok(Ok(stream))) => Some(stream),
-        Ok(Ok(Err(e))) => {
-            log::debug!("paho-mqtt-sync: anchor stub: {e}");
-            None
-        }
-        _ => None,
-    };
+    let stub = stub.ok().and_then(|t| t.join().ok()).flatten();
     let connected = rc == ffi::MQTTCLIENT_SUCCESS && stub.is_some();
     if !connected {
         log::debug!("paho-mqtt-sync: the anchor client did not connect ({rc})");
@@ -146,80 +138,82 @@ fn create() -> Anchor {
 /// process), nothing would read the wake-ups: the connect goes as it is.
 pub(crate) fn with_wakeups<R>(connect: impl FnOnce() -> R) -> R {
     let stub = ANCHOR.get().and_then(|a| a.stub.as_ref());
-    let Some(mut stub) = stub.filter(|_| RUN_THREAD_UP.load(SeqCst)) else {
+    let Some(stub) = stub.filter(|_| RUN_THREAD_UP.load(SeqCst)) else {
         return connect();
     };
-    let done = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| {
+    let Ok(mut stub) = stub.try_clone() else {
+        return connect();
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let done2 = done.clone();
+    let waker = std::thread::Builder::new()
+        .name("paho-anchor-wake".into())
+        .spawn(move || {
             for _ in 0..200 {
                 std::thread::sleep(Duration::from_millis(1));
-                if done.load(SeqCst) {
-                    return;
-                }
                 // PINGRESP; a failed write only loses the speed-up.
-                if stub.write_all(&[0xd0, 0x00]).is_err() {
+                if done2.load(SeqCst) || stub.write_all(&[0xd0, 0x00]).is_err() {
                     return;
                 }
             }
         });
-        let r = connect();
-        done.store(true, SeqCst);
-        r
-    })
+    let r = connect();
+    done.store(true, SeqCst);
+    if let Ok(t) = waker {
+        let _ = t.join();
+    }
+    r
 }
 
 /// Accepts the anchor's connection, checks its CONNECT, answers CONNACK.
-fn serve(listener: &TcpListener) -> io::Result<TcpStream> {
-    listener.set_nonblocking(true)?;
+/// (`None` on any failure: the anchor then stays unconnected; errors are not
+/// formatted, to keep this set-up code small in every binary.)
+fn serve(listener: &TcpListener) -> Option<TcpStream> {
+    listener.set_nonblocking(true).ok()?;
     let deadline = Instant::now() + SETUP_TIMEOUT;
     let mut stream = loop {
         match listener.accept() {
             Ok((s, peer)) if peer.ip().is_loopback() => break s,
             Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if Instant::now() >= deadline {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no connection"));
-                }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            Err(e) => return Err(e),
+            Err(_) => return None,
         }
     };
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(SETUP_TIMEOUT))?;
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(SETUP_TIMEOUT)).ok()?;
     let body = read_connect(&mut stream)?;
     if client_id_of(&body) != Some(ANCHOR_ID.as_bytes()) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not the anchor"));
+        return None;
     }
     // CONNACK: no session present, return code 0.
-    stream.write_all(&[0x20, 0x02, 0x00, 0x00])?;
-    stream.set_read_timeout(None)?;
-    Ok(stream)
+    stream.write_all(&[0x20, 0x02, 0x00, 0x00]).ok()?;
+    stream.set_read_timeout(None).ok()?;
+    Some(stream)
 }
 
 /// Reads a CONNECT packet and returns its variable header and payload.
-fn read_connect(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let bad = |what| io::Error::new(io::ErrorKind::InvalidData, what);
+fn read_connect(stream: &mut TcpStream) -> Option<Vec<u8>> {
     let mut byte = [0u8; 1];
-    stream.read_exact(&mut byte)?;
+    stream.read_exact(&mut byte).ok()?;
     if byte[0] != 0x10 {
-        return Err(bad("not a CONNECT"));
+        return None;
     }
     let mut len = 0usize;
     for shift in (0..4).map(|i| 7 * i) {
-        stream.read_exact(&mut byte)?;
+        stream.read_exact(&mut byte).ok()?;
         len |= usize::from(byte[0] & 0x7f) << shift;
         if byte[0] & 0x80 == 0 {
             if len > 1024 {
-                return Err(bad("CONNECT too long"));
+                return None;
             }
             let mut body = vec![0u8; len];
-            stream.read_exact(&mut body)?;
-            return Ok(body);
+            stream.read_exact(&mut body).ok()?;
+            return Some(body);
         }
     }
-    Err(bad("bad remaining length"))
+    None
 }
 
 /// The client id of a CONNECT body (MQTT 3.1.1: protocol name, level, flags,
