@@ -15,6 +15,7 @@
 //! reads would freeze all of them.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -28,8 +29,6 @@ struct State {
     capacity: usize,
     /// The client is gone: nothing more will be pushed.
     closed: bool,
-    /// Bumped on every connection loss, to wake `receive` callers.
-    lost: u64,
     /// Full and nobody made room in time: queue without waiting until the
     /// queue is down to half its capacity.
     overflowing: bool,
@@ -45,6 +44,9 @@ pub(crate) const OVERFLOW_WAIT: Duration = Duration::from_millis(100);
 
 pub(crate) struct MessageQueue {
     state: Mutex<State>,
+    /// Bumped (under the state lock) on every connection loss, to wake
+    /// `receive` callers; read without the lock.
+    lost: AtomicU64,
     not_empty: Condvar,
     not_full: Condvar,
 }
@@ -69,11 +71,11 @@ impl MessageQueue {
                 items: VecDeque::new(),
                 capacity: capacity.max(1),
                 closed: false,
-                lost: 0,
                 overflowing: false,
                 consumers_waiting: 0,
                 producers_waiting: 0,
             }),
+            lost: AtomicU64::new(0),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
         }
@@ -136,14 +138,14 @@ impl MessageQueue {
 
     /// Records a connection loss and wakes `receive` callers.
     pub(crate) fn connection_lost(&self) {
-        let mut s = lock(&self.state);
-        s.lost += 1;
+        let _s = lock(&self.state);
+        self.lost.fetch_add(1, SeqCst);
         self.not_empty.notify_all();
     }
 
     /// The current connection-loss count (see [`MessageQueue::pop`]).
     pub(crate) fn lost_count(&self) -> u64 {
-        lock(&self.state).lost
+        self.lost.load(SeqCst)
     }
 
     /// No more items will come: wakes everyone.
@@ -167,7 +169,7 @@ impl MessageQueue {
             if s.closed {
                 return Popped::Closed;
             }
-            if lost_since.is_some_and(|n| n != s.lost) {
+            if lost_since.is_some_and(|n| n != self.lost.load(SeqCst)) {
                 return Popped::Lost;
             }
             let wait = match deadline {
