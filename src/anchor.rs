@@ -123,19 +123,22 @@ fn create() -> Anchor {
     Anchor { connected, stub }
 }
 
-/// Runs `connect` (a `MQTTClient_connect` call) while waking the library's
-/// background thread every millisecond, for up to 200 ms.
+/// Runs `connect` (a `MQTTClient_connect` call) while keeping the anchor's
+/// connection readable for the library's background thread.
 ///
 /// That thread polls its sockets with a 100 ms timeout and only looks at a
-/// socket added meanwhile (the new connection) when that poll returns; the
-/// library interrupts the poll when a TCP connect is still in progress, not
-/// when it completed at once, as on loopback. A connect then waited up to
-/// 100 ms for its CONNACK to be read. The wake-up is a PINGRESP written to the
-/// anchor's stub connection: the library reads it, clears the anchor's
-/// (unused, keepalive 0) ping flag and polls again, now with the new socket.
+/// socket added meanwhile (the new connection) when a poll returns. When the
+/// TCP connect is still in progress the library interrupts the poll; but a
+/// poll that returns with no socket ready makes `MQTTClient_cycle` sleep
+/// 100 ms (its guard against a busy loop), and a connect then waited ~100 ms
+/// for its CONNACK. A PINGRESP written to the anchor's stub connection makes
+/// the anchor's socket ready: the library reads it (it only clears the
+/// anchor's unused ping flag; keepalive is 0) instead of sleeping, and polls
+/// again, now with the new socket. A burst goes out just before the connect,
+/// and more while it runs: every 50 µs for 3 ms, then at growing intervals.
 ///
 /// Before the background thread first started (the first connect of the
-/// process), nothing would read the wake-ups: the connect goes as it is.
+/// process), nothing would read them: the connect goes as it is.
 pub(crate) fn with_wakeups<R>(connect: impl FnOnce() -> R) -> R {
     let stub = ANCHOR.get().and_then(|a| a.stub.as_ref());
     let Some(stub) = stub.filter(|_| RUN_THREAD_UP.load(SeqCst)) else {
@@ -144,22 +147,36 @@ pub(crate) fn with_wakeups<R>(connect: impl FnOnce() -> R) -> R {
     let Ok(mut stub) = stub.try_clone() else {
         return connect();
     };
+    const PINGRESP: [u8; 2] = [0xd0, 0x00];
+    // A burst first: the library reads one packet per turn of its loop, so
+    // the anchor's socket stays readable while the connect sets up the new
+    // socket and interrupts the poll.
+    let _ = stub.write_all(&PINGRESP.repeat(16));
     let done = Arc::new(AtomicBool::new(false));
     let done2 = done.clone();
     let waker = std::thread::Builder::new()
         .name("paho-anchor-wake".into())
         .spawn(move || {
-            for _ in 0..200 {
-                std::thread::sleep(Duration::from_millis(1));
-                // PINGRESP; a failed write only loses the speed-up.
-                if done2.load(SeqCst) || stub.write_all(&[0xd0, 0x00]).is_err() {
+            // Densely while the library sets the connection up (its
+            // interrupt comes within a few hundred microseconds), then
+            // sparsely. A failed write only loses the speed-up.
+            let start = Instant::now();
+            let mut pause = Duration::from_micros(50);
+            while !done2.load(SeqCst) && stub.write_all(&PINGRESP).is_ok() {
+                std::thread::park_timeout(pause);
+                let elapsed = start.elapsed();
+                if elapsed > Duration::from_millis(150) {
                     return;
+                }
+                if elapsed > Duration::from_millis(3) {
+                    pause = (pause * 2).min(Duration::from_millis(20));
                 }
             }
         });
     let r = connect();
     done.store(true, SeqCst);
     if let Ok(t) = waker {
+        t.thread().unpark();
         let _ = t.join();
     }
     r
