@@ -22,11 +22,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::context::EPOCH;
 use crate::ffi;
 
 /// The anchor's client id, checked in its CONNECT.
@@ -36,6 +37,8 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Anchor {
     connected: bool,
+    /// The anchor has its message-arrived callback ([`anchor_message`]).
+    proofs: bool,
     /// The stub's end of the connection, kept open for the life of the process.
     stub: Option<TcpStream>,
 }
@@ -89,6 +92,7 @@ fn create() -> Anchor {
         log::warn!("paho-mqtt-sync: cannot create the anchor client ({rc})");
         return Anchor {
             connected: false,
+            proofs: false,
             stub: None,
         };
     }
@@ -96,6 +100,7 @@ fn create() -> Anchor {
         log::debug!("paho-mqtt-sync: no loopback listener for the anchor");
         return Anchor {
             connected: false,
+            proofs: false,
             stub: None,
         };
     };
@@ -120,7 +125,24 @@ fn create() -> Anchor {
     if !connected {
         log::debug!("paho-mqtt-sync: the anchor client did not connect ({rc})");
     }
-    Anchor { connected, stub }
+    // Callbacks after the connect, so that the connect did not start the
+    // library's background thread (the first client connect does).
+    // SAFETY: valid handle; the callback is a static function using no context.
+    let proofs = connected
+        && unsafe {
+            ffi::MQTTClient_setCallbacks(
+                handle,
+                std::ptr::null_mut(),
+                None,
+                Some(anchor_message),
+                None,
+            )
+        } == ffi::MQTTCLIENT_SUCCESS;
+    Anchor {
+        connected,
+        proofs,
+        stub,
+    }
 }
 
 /// Runs `connect` (a `MQTTClient_connect` call) while keeping the anchor's
@@ -180,6 +202,39 @@ pub(crate) fn with_wakeups<R>(connect: impl FnOnce() -> R) -> R {
         let _ = t.join();
     }
     r
+}
+
+/// Asks the library's background thread for a sign of progress: a QoS 0
+/// PUBLISH sent to the anchor, which that thread hands to
+/// [`anchor_message`], which bumps [`EPOCH`]. Returns false when no sign can
+/// come (no anchor, or the thread never started, in which case no callback
+/// can be running either).
+pub(crate) fn request_progress() -> bool {
+    let Some(anchor) = ANCHOR.get().filter(|a| a.proofs) else {
+        return false;
+    };
+    let Some(mut stub) = anchor.stub.as_ref() else {
+        return false;
+    };
+    // PUBLISH, QoS 0, topic "p", no payload.
+    RUN_THREAD_UP.load(SeqCst) && stub.write_all(&[0x30, 0x03, 0x00, 0x01, b'p']).is_ok()
+}
+
+/// The anchor's message-arrived callback (see [`request_progress`]).
+unsafe extern "C" fn anchor_message(
+    _context: *mut c_void,
+    topic: *mut c_char,
+    _topic_len: c_int,
+    mut message: *mut ffi::MQTTClient_message,
+) -> c_int {
+    EPOCH.fetch_add(1, SeqCst);
+    // SAFETY: the library hands over the message and topic it allocated; we
+    // return 1, so they are ours to free.
+    unsafe {
+        ffi::MQTTClient_freeMessage(&mut message);
+        ffi::MQTTClient_free(topic.cast());
+    }
+    1
 }
 
 /// Accepts the anchor's connection, checks its CONNECT, answers CONNACK.

@@ -90,9 +90,14 @@ impl Exit {
         self.0.store(packed, SeqCst);
     }
 
-    /// Waits until the library's thread is known to be past the latest exit.
+    /// Waits until the library's thread is known to be past the latest exit:
+    /// it entered another callback since (or ended), which the anchor client
+    /// is asked to bring about (anchor.rs, `request_progress`). Without that
+    /// proof — no anchor, or the thread busy elsewhere — waits until
+    /// [`GRACE`] has passed since the exit.
     fn wait_passed(&self) {
         let grace = GRACE.as_millis() as u64;
+        let mut asked = false;
         loop {
             let packed = self.0.load(SeqCst);
             let at = packed & TIME_MASK;
@@ -102,6 +107,18 @@ impl Exit {
             let waited = (now_millis() & TIME_MASK).wrapping_sub(at) & TIME_MASK;
             if waited >= grace {
                 return;
+            }
+            if !asked {
+                asked = true;
+                if crate::anchor::request_progress() {
+                    // Usually answered within tens of microseconds.
+                    for _ in 0..50 {
+                        std::thread::sleep(Duration::from_micros(20));
+                        if (EPOCH.load(SeqCst) << TIME_BITS) >> TIME_BITS != packed >> TIME_BITS {
+                            return;
+                        }
+                    }
+                }
             }
             std::thread::sleep(Duration::from_millis(1));
         }
