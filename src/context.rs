@@ -1,7 +1,7 @@
 //! The callback context: the state a client shares with the C library's
 //! callback thread. Its address is the `context` pointer given to
-//! `MQTTClient_setCallbacks`, so it lives in a `Box` that never moves and is
-//! freed only after `MQTTClient_destroy` and after the last callback returned.
+//! `MQTTClient_setCallbacks`, so it lives on the heap (an `Arc`) and is freed
+//! only after `MQTTClient_destroy` and after the last callback returned.
 //!
 //! # Coordinating with the library's callback thread
 //!
@@ -18,8 +18,11 @@
 //!    runs no user code;
 //! 2. it waits until no message callback of the client is running;
 //! 3. it waits until the callback thread has provably passed the window after
-//!    the last message callback: it entered another callback (any client) or
-//!    ended, or — when the process is quiet — [`GRACE`] has passed.
+//!    the last message callback: it entered another callback (any client's,
+//!    or the anchor client's, which is sent a message for that purpose; see
+//!    anchor.rs) or ended. Only if no such proof comes (no anchor, or that
+//!    thread busy in a long user callback elsewhere, which itself means it left
+//!    the window behind) does it fall back to waiting [`GRACE`] since the exit.
 //!
 //! Only then does it call into C.
 
@@ -33,9 +36,8 @@ use crate::queue::MessageQueue;
 
 /// How long after a message callback returned the library's thread is assumed
 /// to be past its post-callback bookkeeping when no later callback proves it.
-/// That bookkeeping is a few dozen instructions; this only matters when a
-/// client is disconnected or dropped right after a message and nothing else
-/// happens in the process.
+/// That bookkeeping is a few dozen instructions; the fallback only applies
+/// when the anchor client cannot provide the proof.
 pub(crate) const GRACE: Duration = Duration::from_millis(100);
 
 /// Counts entries into callbacks on the library's callback thread (and its
