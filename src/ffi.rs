@@ -113,7 +113,7 @@ impl Default for MQTTClient_willOptions {
 /// `sslVersion = MQTT_SSL_VERSION_DEFAULT`, everything else 0/NULL.
 ///
 /// Note that the C initializer leaves `verify` (host name check) at 0; the safe
-/// [`crate::SslOptions`] turns it on.
+/// `SslOptions` (feature `ssl`) turns it on.
 impl Default for MQTTClient_SSLOptions {
     fn default() -> Self {
         MQTTClient_SSLOptions {
