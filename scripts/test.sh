@@ -107,4 +107,11 @@ scripts/cross-test.sh aarch64-unknown-linux-gnu
 step "system library on armv7: Debian's armhf Paho C in a sysroot, under qemu (scripts/system-lib-test.sh)"
 scripts/system-lib-test.sh armv7
 
+# ---------------------------------------------------------------- issue 3 and 5: demo, benchmark
+step "the README's demo command (scripts/demo.sh)"
+scripts/demo.sh
+
+step "benchmark harness: build + smoke run (bench/run.sh --smoke)"
+bench/run.sh --smoke
+
 step "all passed in $(( $(date +%s) - start ))s"
