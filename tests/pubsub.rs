@@ -583,3 +583,44 @@ fn publishes_from_many_clients_with_file_persistence() -> anyhow::Result<()> {
     assert_eq!(got, vec![0, 1, 2, 3]);
     Ok(())
 }
+
+/// A connection that drops while `subscribe` / `unsubscribe` wait for the
+/// broker's acknowledgement: the C library keeps waiting until the command
+/// timeout and then fails (-1); it never hangs, and the client reconnects and
+/// subscribes afterwards. (README, "Limitations of the C library that remain".)
+#[test]
+fn subscribe_interrupted_by_a_connection_loss_returns_by_the_command_timeout() -> anyhow::Result<()>
+{
+    let broker = Broker::new()?;
+    let proxy = Proxy::new(broker.port())?;
+    let c = common::connect(&proxy.uri(), "subloss")?;
+    c.set_command_timeout(Duration::from_secs(5))?;
+    let topic = common::topic("subloss");
+    for unsubscribe in [false, true] {
+        proxy.stall();
+        let t0 = Instant::now();
+        let r = std::thread::scope(|s| {
+            let call = s.spawn(|| {
+                if unsubscribe {
+                    c.unsubscribe(&topic).map(drop)
+                } else {
+                    c.subscribe(&topic, QoS::AtLeastOnce).map(drop)
+                }
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            proxy.cut();
+            proxy.resume();
+            call.join().expect("subscribe thread")
+        });
+        let took = t0.elapsed();
+        assert!(
+            r.is_err(),
+            "a call whose acknowledgement never came succeeded"
+        );
+        assert!(took < Duration::from_secs(8), "returned after {took:?}");
+        assert!(!c.is_connected());
+        c.connect(&common::options())?;
+        assert_eq!(c.subscribe(&topic, QoS::AtLeastOnce)?, QoS::AtLeastOnce);
+    }
+    Ok(())
+}
