@@ -62,6 +62,18 @@ cross_runner() {
         export "$var=$QEMU -L $QEMU_SYSROOT"
     fi
     RUNNER_VAR=$var
+    # qemu-user passes the host's 64-bit directory offsets (getdents64) to a
+    # 32-bit guest; ext4's hash offsets then overflow the guest's 32-bit
+    # readdir (EOVERFLOW), and Paho C's file persistence finds an empty
+    # directory (tests/persistence.rs fails). A real 32-bit kernel, or a 64-bit
+    # kernel's compat path on a board, gives 32-bit offsets. tmpfs offsets are
+    # small, so the 32-bit guests' temp files (brokers, persistence) go there.
+    if [ "$DEB_ARCH" = armhf ] && [ -z "${CROSS_KEEP_TMPDIR:-}" ] &&
+        [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+        export TMPDIR=/dev/shm/paho-mqtt-sync-tests
+        mkdir -p "$TMPDIR"
+        echo "TMPDIR      $TMPDIR (tmpfs: see scripts/cross-env.sh, cross_runner)"
+    fi
 }
 
 # Runs a target binary: directly when native, under qemu-user otherwise.
