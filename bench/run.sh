@@ -5,6 +5,8 @@
 #   bench/run.sh --help     more options (--runs, --only, --out)
 # Needs: cargo, gcc, binutils (strip), mosquitto, python3 (standard library only).
 set -euo pipefail
+# --out and --report-from paths are relative to where run.sh was started.
+export BENCH_CALLER_PWD=$PWD
 cd "$(dirname "$0")"
 for tool in cargo gcc python3 strip; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing" >&2; exit 1; }
