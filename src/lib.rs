@@ -54,6 +54,14 @@
 //!   callback returns [`Error::CalledFromCallback`] instead of deadlocking;
 //!   connection-lost callbacks run on their own thread and may call anything.
 //! * Panics in callbacks are caught and reported by the next call.
+//! * The first [`Client::create`] of a process also creates an *anchor* client
+//!   that stays connected, for the life of the process, to a one-shot stub on
+//!   `127.0.0.1` (an ephemeral port; keepalive 0, nothing is sent after its
+//!   CONNECT). It keeps the C library's background thread and global state
+//!   alive, which avoids the library's process-wide start/stop races and its
+//!   100 ms sleeps on connect and disconnect. You will see that loopback
+//!   connection in `ss`/`netstat`. If loopback networking is unavailable, the
+//!   crate falls back to serializing connects and disconnects.
 //! * File persistence needs an explicit directory ([`Persistence::File`]).
 //! * The library ignores `SIGPIPE` for the whole process, as the Rust runtime
 //!   already does for Rust programs.
