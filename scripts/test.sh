@@ -51,6 +51,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
     . "$HOME/.cargo/env"
 fi
+for component in clippy rustfmt; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        [ -n "${SKIP_INSTALL:-}" ] && die "cargo $component not found"
+        command -v rustup >/dev/null 2>&1 || die "cargo $component not found and no rustup to add it"
+        step "rustup component add $component"
+        rustup component add "$component"
+    fi
+done
 command -v cargo-nextest >/dev/null 2>&1 || {
     [ -n "${SKIP_INSTALL:-}" ] && die "cargo-nextest not found"
     step "cargo install cargo-nextest"
