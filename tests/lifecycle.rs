@@ -37,6 +37,34 @@ fn good() -> ConnectOptions {
 /// Client A connects and disconnects in a loop (each disconnect of the only
 /// connected client tells the library's background thread to stop) while the
 /// test thread connects client B again and again.
+/// Creates and connects fresh clients to `uri` until `for_how_long` has
+/// passed (disconnecting each one when `disconnect`); fails on the first
+/// connect that fails, a healthy broker on loopback being the other end.
+/// Returns the number of connects.
+fn connect_repeatedly(
+    uri: &str,
+    for_how_long: Duration,
+    disconnect: bool,
+) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + for_how_long;
+    let mut attempts = 0;
+    while Instant::now() < deadline {
+        attempts += 1;
+        let b = Client::create(uri, &common::client_id("b"), Persistence::None)?;
+        let t0 = Instant::now();
+        b.connect(&good()).map_err(|e| {
+            anyhow::anyhow!(
+                "connect #{attempts} failed after {:?}: {e:?} (a healthy broker on loopback)",
+                t0.elapsed()
+            )
+        })?;
+        if disconnect {
+            b.disconnect(Duration::ZERO)?;
+        }
+    }
+    Ok(attempts)
+}
+
 fn connect_during_disconnect_body() -> anyhow::Result<()> {
     let broker = unpinned_broker()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -56,22 +84,7 @@ fn connect_during_disconnect_body() -> anyhow::Result<()> {
         }
         Ok(())
     });
-    let mut result = Ok(());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut attempts = 0;
-    while Instant::now() < deadline {
-        attempts += 1;
-        let b = Client::create(&broker.uri(), &common::client_id("b"), Persistence::None)?;
-        let t0 = Instant::now();
-        if let Err(e) = b.connect(&good()) {
-            result = Err(anyhow::anyhow!(
-                "connect #{attempts} of a second client failed after {:?}: {e:?} \
-                 (a healthy broker on loopback)",
-                t0.elapsed()
-            ));
-            break;
-        }
-    }
+    let result = connect_repeatedly(&broker.uri(), Duration::from_secs(5), false);
     stop.store(true, SeqCst);
     let churn_result = churn.join().expect("churn thread");
     result?;
@@ -79,8 +92,9 @@ fn connect_during_disconnect_body() -> anyhow::Result<()> {
     churn_result
 }
 
-/// Paho C 1.3.16 (MQTTClient.c), worked around by the binding (library.rs,
-/// lifecycle lock): when the last
+/// Paho C 1.3.16 (MQTTClient.c), prevented by the binding's connected anchor
+/// client (src/anchor.rs; the lifecycle lock in library.rs is the fallback):
+/// when the last
 /// connected client disconnects, `MQTTClient_stop` sets `tostop` and waits
 /// for the background thread with the library mutex released. A connect on
 /// another thread in that window sees `running == 1`, starts no thread, and
@@ -124,26 +138,12 @@ fn connect_during_connection_loss_body() -> anyhow::Result<()> {
                 }
             });
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut result = Ok(());
-        let mut attempts = 0;
-        while Instant::now() < deadline {
-            attempts += 1;
-            let b = Client::create(&broker.uri(), &common::client_id("b"), Persistence::None)?;
-            let t0 = Instant::now();
-            if let Err(e) = b.connect(&good()) {
-                result = Err(anyhow::anyhow!(
-                    "connect #{attempts} failed after {:?}: {e:?} (a healthy broker on loopback)",
-                    t0.elapsed()
-                ));
-                break;
-            }
-            b.disconnect(Duration::ZERO)?;
-        }
+        let result = connect_repeatedly(&broker.uri(), Duration::from_secs(10), true);
         stop.store(true, SeqCst);
         let losses = losing.join().expect("losing thread")?;
+        let attempts = result?;
         eprintln!("{attempts} connects, {losses} connection losses");
-        result
+        Ok(())
     })
 }
 
