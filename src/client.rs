@@ -292,24 +292,25 @@ impl Client {
             MqttVersion::Default => MqttVersion::V3_1_1,
             v => v,
         };
-        let mut result = self.connect_once(&mut raw, first, options.timeout());
+        let after_refusal = self.ctx().refused.swap(false, SeqCst);
+        let mut result = self.connect_version(&mut raw, first, deadline, after_refusal);
         if options.version() == MqttVersion::Default {
             // The fallback to MQTT 3.1, for brokers that reject 3.1.1 with
             // CONNACK code 1 or by closing the connection, within the time left.
-            let rejected = matches!(
+            let refused = matches!(
                 result,
                 Err(Error::ConnectionRefused(
                     ConnectReturnCode::UnacceptableProtocolVersion
-                )) | Err(Error::Library(ffi::MQTTCLIENT_FAILURE))
+                ))
             );
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if rejected && left.is_none_or(|l| l >= Duration::from_secs(1)) {
-                result = self.connect_once(
-                    &mut raw,
-                    MqttVersion::V3_1,
-                    left.unwrap_or(options.timeout()),
-                );
+            if (refused || matches!(result, Err(Error::Library(ffi::MQTTCLIENT_FAILURE))))
+                && time_left(deadline).is_none_or(|l| l >= Duration::from_secs(1))
+            {
+                result = self.connect_version(&mut raw, MqttVersion::V3_1, deadline, refused);
             }
+        }
+        if matches!(result, Err(Error::ConnectionRefused(_))) {
+            self.ctx().refused.store(true, SeqCst);
         }
         let response = result?;
         let handle = self.inner.handle;
@@ -319,6 +320,34 @@ impl Client {
                 unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
             });
         Ok(response)
+    }
+
+    /// A connect with one MQTT version, until `deadline` (`None`: the
+    /// options' timeout could not be added to now).
+    ///
+    /// After a refusal the broker closes the connection at once; when the
+    /// library's thread sees that before the CONNACK was handled, it signals
+    /// the (sticky) CONNACK event a second time, and the next connect of this
+    /// client returns -1 at once (MQTTClient.c, `MQTTClient_run` and
+    /// `MQTTClient_waitfor`). That attempt uses the stale signal up, so after a
+    /// refusal a -1 is retried once.
+    fn connect_version(
+        &self,
+        raw: &mut RawConnectOptions<'_>,
+        version: MqttVersion,
+        deadline: Option<Instant>,
+        after_refusal: bool,
+    ) -> Result<ConnectResponse> {
+        let full = raw.timeout();
+        let timeout = |d| time_left(d).unwrap_or(full);
+        let result = self.connect_once(raw, version, timeout(deadline));
+        if after_refusal
+            && matches!(result, Err(Error::Library(ffi::MQTTCLIENT_FAILURE)))
+            && time_left(deadline).is_none_or(|l| l >= Duration::from_secs(1))
+        {
+            return self.connect_once(raw, version, timeout(deadline));
+        }
+        result
     }
 
     /// One `MQTTClient_connect` with an explicit MQTT version.
@@ -655,6 +684,11 @@ impl Client {
         // which read the value, from running at the same time.
         check(unsafe { ffi::MQTTClient_setCommandTimeout(self.inner.handle, ms) })
     }
+}
+
+/// What is left until `deadline` (`None` when there is no deadline).
+fn time_left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
 }
 
 impl Inner {

@@ -133,6 +133,8 @@ pub(crate) struct Context {
     pub(crate) state: Mutex<State>,
     pub(crate) state_changed: Condvar,
     pub(crate) connected: AtomicBool,
+    /// The last connect was refused by the broker (see `Client::connect`).
+    pub(crate) refused: AtomicBool,
     /// Mirrors `state.deliveries.has_room()` so QoS 0 publishes skip the lock.
     room: AtomicBool,
     pub(crate) queue: Arc<MessageQueue>,
@@ -171,6 +173,7 @@ impl Context {
             }),
             state_changed: Condvar::new(),
             connected: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
             room: AtomicBool::new(true),
             queue: Arc::new(MessageQueue::new(receive_capacity)),
             slots: Slots::default(),

@@ -418,6 +418,11 @@ pub(crate) struct RawConnectOptions<'a> {
 }
 
 impl RawConnectOptions<'_> {
+    /// The connect timeout of the options these were made from.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.opts.connect_timeout
+    }
+
     /// Calls `f` with the C options struct (and the will struct it points to),
     /// both valid only during the call, for one connect attempt with MQTT
     /// version `version` that may take `timeout`.
