@@ -1,10 +1,10 @@
 //! Build script: picks the FFI bindings for the target and tells rustc which
 //! Paho C library to link.
 //!
-//! * Feature `bundled` (default): the `paho-mqtt-sys` package builds Paho C
-//!   1.3.16 with CMake and puts its output directory on the link path that
-//!   Cargo hands to this crate; we only ask for `libpaho-mqtt3c.a`
-//!   (`libpaho-mqtt3cs.a` with `ssl`).
+//! * Feature `bundled` (default): Paho C 1.3.16 is compiled here, with `cc`,
+//!   from the sources in the `paho-mqtt-sys` package, after applying our fixes
+//!   (`paho-mqtt-c/fixes/*.patch`), into a static `libpaho-mqtt3c.a`
+//!   (`libpaho-mqtt3cs.a` with `ssl`); see `paho-mqtt-c/build/bundled.rs`.
 //! * Without `bundled`: the system or board library is linked
 //!   (`libpaho-mqtt3c.so` from Debian's `libpaho-mqtt-dev`, or the directory in
 //!   `PAHO_MQTT_C_LIB_DIR`; `PAHO_MQTT_C_STATIC=1` links the `.a` instead).
@@ -14,6 +14,13 @@
 
 use std::env;
 use std::path::PathBuf;
+
+#[cfg(feature = "bundled")]
+#[path = "paho-mqtt-c/build/bundled.rs"]
+mod bundled;
+#[cfg(feature = "bundled")]
+#[path = "paho-mqtt-c/build/patch.rs"]
+mod patch;
 
 /// The Paho C release the committed bindings were generated from.
 const BINDINGS_VERSION: &str = "1.3.16";
@@ -51,10 +58,10 @@ fn ssl() -> bool {
 
 fn link() {
     let lib = if ssl() { "paho-mqtt3cs" } else { "paho-mqtt3c" };
-    if env::var_os("CARGO_FEATURE_BUNDLED").is_some() {
-        // paho-mqtt-sys emitted `rustc-link-search=native=<its cmake lib dir>`;
-        // Cargo passes that search path on to every crate that depends on it.
-        println!("cargo:rustc-link-lib=static={lib}");
+    if cfg!(feature = "bundled") {
+        // Emits the link instructions for the library it builds.
+        #[cfg(feature = "bundled")]
+        bundled::build(&manifest_dir(), ssl());
     } else {
         let kind = match env::var("PAHO_MQTT_C_STATIC").as_deref() {
             Ok("1") | Ok("yes") | Ok("true") => "static",
@@ -107,8 +114,7 @@ fn bindings_path() -> PathBuf {
              them from your Paho C headers (PAHO_MQTT_C_INCLUDE_DIR)."
         ));
     };
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let path = manifest
+    let path = manifest_dir()
         .join("paho-mqtt-c/bindings")
         .join(format!("bindings_paho_mqtt_c_{BINDINGS_VERSION}-{name}.rs"));
     if !path.is_file() {
@@ -187,6 +193,10 @@ fn find_headers() -> PathBuf {
         "feature build_bindgen: MQTTClient.h not found in {candidates:?}; set \
          PAHO_MQTT_C_INCLUDE_DIR to the directory holding the Paho C headers"
     ))
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"))
 }
 
 fn fail(msg: &str) -> ! {
