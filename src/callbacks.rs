@@ -29,7 +29,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
-use crate::context::{lock, Context, EPOCH};
+use crate::context::{lock, Context};
 use crate::delivery::DeliveryToken;
 use crate::error::{Error, Result};
 use crate::ffi;
@@ -174,18 +174,6 @@ pub(crate) enum Inside {
 
 thread_local! {
     static INSIDE: Cell<Inside> = const { Cell::new(Inside::Nothing) };
-    /// Touched on the library's callback thread; dropped when it ends.
-    static RUN_THREAD: RunThreadExit = const { RunThreadExit };
-}
-
-/// Bumps [`EPOCH`] when the library's callback thread ends: `MQTTClient_run`
-/// has returned, so it touches no client any more.
-struct RunThreadExit;
-
-impl Drop for RunThreadExit {
-    fn drop(&mut self) {
-        EPOCH.fetch_add(1, SeqCst);
-    }
 }
 
 pub(crate) fn inside() -> Inside {
@@ -217,8 +205,7 @@ pub(crate) fn check_not_in_callback() -> Result<()> {
 
 /// Marks entry into a callback on the library's callback thread.
 fn on_run_thread() -> InsideGuard {
-    EPOCH.fetch_add(1, SeqCst);
-    RUN_THREAD.with(|_| ());
+    crate::run_thread::callback_entered();
     InsideGuard::set(Inside::LibraryThread)
 }
 
@@ -245,7 +232,7 @@ pub(crate) unsafe extern "C" fn message_arrived(
     message: *mut ffi::MQTTClient_message,
 ) -> c_int {
     let _inside = on_run_thread();
-    // SAFETY: `context` is the client's boxed Context, registered with
+    // SAFETY: `context` is the client's Context (an `Arc`'s pointer), registered with
     // MQTTClient_setCallbacks; the client frees it only after destroying the C
     // client and after every running callback returned (Context::close).
     let ctx = unsafe { &*(context as *const Context) };
@@ -297,11 +284,11 @@ unsafe fn deliver(
     // SAFETY: `message` is valid and ours for the duration of the call.
     let msg = unsafe { Message::take_from_c(message) };
 
-    if ctx.slots.has_message_callback() {
-        let mut slot = lock(&ctx.slots.message_arrived);
+    if ctx.slots().has_message_callback() {
+        let mut slot = lock(&ctx.slots().message_arrived);
         if let Some(f) = slot.as_mut() {
             let handled = catch_unwind(AssertUnwindSafe(|| f(&name, &msg)));
-            if ctx.slots.drop_message_callback.swap(false, SeqCst) {
+            if ctx.slots().drop_message_callback.swap(false, SeqCst) {
                 *slot = None;
             }
             drop(slot);
@@ -326,8 +313,8 @@ unsafe fn deliver(
     }
 
     match ctx
-        .queue
-        .push((name.into_owned(), msg), &ctx.client_id, || ctx.is_quiet())
+        .queue()
+        .push((name.into_owned(), msg), ctx.client_id(), || ctx.is_quiet())
     {
         Ok(()) => {
             // SAFETY: the payload now belongs to the queued Message; the rest is ours.
@@ -354,10 +341,10 @@ pub(crate) unsafe extern "C" fn delivery_complete(
     let _active = ctx.enter(false);
     let result = catch_unwind(AssertUnwindSafe(|| {
         ctx.complete(token);
-        if ctx.closing.load(SeqCst) {
+        if ctx.is_closing() {
             return;
         }
-        if let Some(f) = lock(&ctx.slots.delivery_complete).as_mut() {
+        if let Some(f) = lock(&ctx.slots().delivery_complete).as_mut() {
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(DeliveryToken::from_id(token))))
             {
                 ctx.record_panic("delivery-complete", panic);
@@ -393,9 +380,9 @@ pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mu
         ctx.set_disconnected();
         log::debug!(
             "paho-mqtt-sync: client {:?} lost its connection",
-            ctx.client_id
+            ctx.client_id()
         );
-        if ctx.closing.load(SeqCst) || lock(&ctx.slots.connection_lost).is_none() {
+        if ctx.is_closing() || lock(&ctx.slots().connection_lost).is_none() {
             return;
         }
         // SAFETY: the context was created by `Arc::new` and the client holds a
@@ -406,10 +393,10 @@ pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mu
         };
         let run = move || {
             let _inside = InsideGuard::set(Inside::ConnectionLost);
-            if owned.closing.load(SeqCst) {
+            if owned.is_closing() {
                 return;
             }
-            if let Some(f) = lock(&owned.slots.connection_lost).as_mut() {
+            if let Some(f) = lock(&owned.slots().connection_lost).as_mut() {
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(cause.as_deref()))) {
                     owned.record_panic("connection-lost", panic);
                 }

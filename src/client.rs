@@ -5,7 +5,6 @@ use std::ffi::{CStr, CString};
 use std::mem::ManuallyDrop;
 use std::os::raw::{c_char, c_int};
 use std::ptr;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -186,6 +185,7 @@ impl Client {
         if handle.is_null() {
             return Err(Error::Library(ffi::MQTTCLIENT_NULL_PARAMETER));
         }
+        crate::library::check_library()?;
         // SAFETY: guaranteed by the caller.
         unsafe { Self::adopt(handle, "", receive_capacity) }
     }
@@ -239,7 +239,7 @@ impl Client {
 
     /// The client id given to [`Client::create`].
     pub fn client_id(&self) -> &str {
-        &self.inner.ctx.client_id
+        self.inner.ctx.client_id()
     }
 
     fn ctx(&self) -> &Context {
@@ -265,7 +265,7 @@ impl Client {
             return Err(Error::CalledFromCallback);
         }
         self.enter()?;
-        self.ctx().slots.set(callbacks);
+        self.ctx().slots().set(callbacks);
         Ok(())
     }
 
@@ -273,8 +273,8 @@ impl Client {
     /// [`Receiver`] (removing a message-arrived callback), so a thread of your
     /// own can handle them, and call client methods while doing so.
     pub fn start_consuming(&self) -> Receiver {
-        self.ctx().slots.clear_message_callback();
-        Receiver::new(self.ctx().queue.clone())
+        self.ctx().slots().clear_message_callback();
+        Receiver::new(self.ctx().queue().clone())
     }
 
     /// Connects to the broker (`MQTTClient_connect`). A CONNACK refusal is
@@ -292,7 +292,7 @@ impl Client {
             MqttVersion::Default => MqttVersion::V3_1_1,
             v => v,
         };
-        let after_refusal = self.ctx().refused.swap(false, SeqCst);
+        let after_refusal = self.ctx().take_refused();
         let mut result = self.connect_version(&mut raw, first, deadline, after_refusal);
         if options.version() == MqttVersion::Default {
             // The fallback to MQTT 3.1, for brokers that reject 3.1.1 with
@@ -310,7 +310,7 @@ impl Client {
             }
         }
         if matches!(result, Err(Error::ConnectionRefused(_))) {
-            self.ctx().refused.store(true, SeqCst);
+            self.ctx().set_refused();
         }
         let response = result?;
         let handle = self.inner.handle;
@@ -359,10 +359,10 @@ impl Client {
     ) -> Result<ConnectResponse> {
         let handle = self.inner.handle;
         let mut returned = (0, 0, String::new());
-        let _lifecycle = crate::library::lifecycle_shared();
+        let _lifecycle = crate::run_thread::connecting();
         let rc = raw.with(version, timeout, |c| {
             // SAFETY: `c` and everything it points to live until `with` returns.
-            let rc = crate::anchor::with_wakeups(|| unsafe { ffi::MQTTClient_connect(handle, c) });
+            let rc = crate::run_thread::connect(|| unsafe { ffi::MQTTClient_connect(handle, c) });
             if rc == ffi::MQTTCLIENT_SUCCESS {
                 returned.0 = c.returned.sessionPresent;
                 returned.1 = c.returned.MQTTVersion;
@@ -377,7 +377,7 @@ impl Client {
             rc
         });
         check(rc)?;
-        crate::anchor::run_thread_started();
+        crate::run_thread::connected();
         Ok(ConnectResponse {
             session_present: returned.0 != 0,
             mqtt_version: MqttVersion::from_raw(returned.1),
@@ -393,21 +393,12 @@ impl Client {
         let deadline = Instant::now() + timeout;
         // Wait for acknowledgements here: the library's own wait loop sleeps
         // in 100 ms steps.
-        {
-            let mut s = lock(&ctx.state);
-            while !s.deliveries.is_empty() && ctx.is_connected() {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                s = ctx.wait_state(s, Some(deadline - now));
-            }
-        }
+        ctx.wait_deliveries_done(deadline);
         let rest = deadline.saturating_duration_since(Instant::now());
         let ms = c_int::try_from(rest.as_millis()).unwrap_or(c_int::MAX);
         let rc = {
             let _quiet = ctx.quiesce();
-            let _lifecycle = crate::library::lifecycle_exclusive();
+            let _lifecycle = crate::run_thread::disconnecting();
             // SAFETY: valid handle; message callbacks are quiesced (see context.rs).
             unsafe { ffi::MQTTClient_disconnect(self.inner.handle, ms) }
         };
@@ -503,31 +494,7 @@ impl Client {
     pub fn wait_for_completion(&self, token: DeliveryToken, timeout: Duration) -> Result<()> {
         self.enter()?;
         let ctx = self.ctx();
-        let deadline = Instant::now().checked_add(timeout);
-        let mut s = lock(&ctx.state);
-        loop {
-            if !s.deliveries.is_pending(token.id()) {
-                if s.deliveries.is_dropped(token.id()) {
-                    // Never acknowledged: the clean session ended first.
-                    return Err(Error::Disconnected);
-                }
-                return Ok(());
-            }
-            if !ctx.is_connected() {
-                return Err(Error::Disconnected);
-            }
-            let wait = match deadline {
-                None => None,
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Err(Error::Timeout);
-                    }
-                    Some(deadline - now)
-                }
-            };
-            s = ctx.wait_state(s, wait);
-        }
+        ctx.wait_delivered(token.id(), Instant::now().checked_add(timeout))
     }
 
     /// The tokens of QoS 1/2 publishes not yet complete, as the library lists
@@ -646,19 +613,19 @@ impl Client {
     pub fn receive(&self, timeout: Duration) -> Result<Option<(String, Message)>> {
         self.enter()?;
         let ctx = self.ctx();
-        if ctx.slots.has_message_callback() {
+        if ctx.slots().has_message_callback() {
             return Err(Error::CallbacksSet);
         }
-        let lost = ctx.queue.lost_count();
+        let lost = ctx.queue().lost_count();
         if !ctx.is_connected() {
-            return match ctx.queue.try_pop() {
+            return match ctx.queue().try_pop() {
                 Popped::Item(item) => Ok(Some(item)),
                 _ => Err(Error::Disconnected),
             };
         }
-        match ctx.queue.pop(Some(timeout), Some(lost)) {
+        match ctx.queue().pop(Some(timeout), Some(lost)) {
             Popped::Item(item) => Ok(Some(item)),
-            Popped::TimedOut => Ok(None),
+            Popped::TimedOut | Popped::Empty => Ok(None),
             Popped::Lost | Popped::Closed => Err(Error::Disconnected),
         }
     }
@@ -699,7 +666,7 @@ impl Inner {
         ctx.close();
         // SAFETY: valid handle.
         if unsafe { ffi::MQTTClient_isConnected(self.handle) } != 0 {
-            let _lifecycle = crate::library::lifecycle_exclusive();
+            let _lifecycle = crate::run_thread::disconnecting();
             // SAFETY: valid handle; no callback of this client runs (close()).
             unsafe { ffi::MQTTClient_disconnect(self.handle, 0) };
         }
@@ -709,8 +676,7 @@ impl Inner {
         // SAFETY: valid handle, destroyed once; nothing uses it afterwards.
         unsafe { ffi::MQTTClient_destroy(&mut self.handle) };
         ctx.wait_idle();
-        ctx.connected.store(false, SeqCst);
-        ctx.queue.close();
+        ctx.set_destroyed();
         // The library holds no reference to the context any more; a
         // connection-lost handler still running keeps its own.
     }

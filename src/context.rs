@@ -5,52 +5,24 @@
 //!
 //! # Coordinating with the library's callback thread
 //!
-//! `MQTTClient_run` (MQTTClient.c) calls `messageArrived` with the library's
-//! mutex released, and after the callback returns it takes the mutex again and
-//! touches the client (`ListRemove(m->c->messageQueue, qe)`). A
-//! `MQTTClient_disconnect` of a clean session (which frees the queued messages)
-//! or a `MQTTClient_destroy` that runs in that short window frees memory the
-//! callback thread is about to use. C programs have the same race; this crate
-//! closes it on its side:
-//!
-//! 1. while disconnecting or dropping, message callbacks are *quiesced*: a
-//!    callback that starts leaves the message with the library (returns 0) and
-//!    runs no user code;
-//! 2. it waits until no message callback of the client is running;
-//! 3. it waits until the callback thread has provably passed the window after
-//!    the last message callback: it entered another callback (any client's,
-//!    or the anchor client's, which is sent a message for that purpose; see
-//!    anchor.rs) or ended. Only if no such proof comes (no anchor, or that
-//!    thread busy in a long user callback elsewhere, which itself means it left
-//!    the window behind) does it fall back to waiting [`GRACE`] since the exit.
-//!
-//! Only then does it call into C.
+//! Before a disconnect or a drop calls into C, message callbacks are
+//! *quiesced*: a callback that starts leaves the message with the library
+//! (returns 0) and runs no user code, and the call waits until no message
+//! callback of the client is running. With an unpatched system library it
+//! also waits until the library's thread is past its bookkeeping after the
+//! last callback ([`Exit`], run_thread.rs); the bundled library does that
+//! itself.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::callbacks::Slots;
 use crate::delivery::Deliveries;
+use crate::error::{Error, Result};
 use crate::queue::MessageQueue;
-
-/// How long after a message callback returned the library's thread is assumed
-/// to be past its post-callback bookkeeping when no later callback proves it.
-/// That bookkeeping is a few dozen instructions; the fallback only applies
-/// when the anchor client cannot provide the proof.
-pub(crate) const GRACE: Duration = Duration::from_millis(100);
-
-/// Counts entries into callbacks on the library's callback thread (and its
-/// exit). The thread runs one callback at a time, so a change of this counter
-/// after a callback returned proves the thread finished with that callback.
-pub(crate) static EPOCH: AtomicU64 = AtomicU64::new(0);
-
-/// Milliseconds since the first call, plus one (0 is "never").
-fn now_millis() -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    let base = *BASE.get_or_init(Instant::now);
-    u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
-}
+use crate::run_thread::Exit;
+use crate::signal::Signal;
 
 /// Locks a mutex, ignoring poisoning: user code never runs while one of the
 /// crate's own locks is held, and the data stays consistent.
@@ -65,82 +37,22 @@ pub(crate) struct State {
     pub(crate) clean_session: bool,
     /// Connection losses and disconnects so far.
     pub(crate) losses: u64,
-    /// Threads waiting on `state_changed` (it is only signalled when one does).
-    pub(crate) waiters: usize,
-}
-
-/// When a message callback last returned: the low 24 bits of [`EPOCH`] and a
-/// 40-bit millisecond time, in one atomic so readers see a consistent pair. (A
-/// wrapped epoch can only look unchanged, which makes a waiter wait the full
-/// grace period: the safe side.)
-struct Exit(AtomicU64);
-
-const TIME_BITS: u32 = 40;
-const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
-
-impl Exit {
-    const fn new() -> Self {
-        Exit(AtomicU64::new(0))
-    }
-
-    /// The value [`Exit::set`] stores for an exit now, at `epoch`.
-    fn now(epoch: u64) -> u64 {
-        (epoch << TIME_BITS) | (now_millis() & TIME_MASK)
-    }
-
-    fn set(&self, packed: u64) {
-        self.0.store(packed, SeqCst);
-    }
-
-    /// Waits until the library's thread is known to be past the latest exit:
-    /// it entered another callback since (or ended), which the anchor client
-    /// is asked to bring about (anchor.rs, `request_progress`). Without that
-    /// proof — no anchor, or the thread busy elsewhere — waits until
-    /// [`GRACE`] has passed since the exit.
-    fn wait_passed(&self) {
-        let grace = GRACE.as_millis() as u64;
-        let mut asked = false;
-        loop {
-            let packed = self.0.load(SeqCst);
-            let at = packed & TIME_MASK;
-            if at == 0 || (EPOCH.load(SeqCst) << TIME_BITS) >> TIME_BITS != packed >> TIME_BITS {
-                return;
-            }
-            let waited = (now_millis() & TIME_MASK).wrapping_sub(at) & TIME_MASK;
-            if waited >= grace {
-                return;
-            }
-            if !asked {
-                asked = true;
-                if crate::anchor::request_progress() {
-                    // Usually answered within tens of microseconds.
-                    for _ in 0..50 {
-                        std::thread::sleep(Duration::from_micros(20));
-                        if (EPOCH.load(SeqCst) << TIME_BITS) >> TIME_BITS != packed >> TIME_BITS {
-                            return;
-                        }
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
 }
 
 pub(crate) struct Context {
     /// For log messages.
-    pub(crate) client_id: String,
-    pub(crate) state: Mutex<State>,
-    pub(crate) state_changed: Condvar,
-    pub(crate) connected: AtomicBool,
+    client_id: String,
+    state: Mutex<State>,
+    state_changed: Signal,
+    connected: AtomicBool,
     /// The last connect was refused by the broker (see `Client::connect`).
-    pub(crate) refused: AtomicBool,
+    refused: AtomicBool,
     /// Mirrors `state.deliveries.has_room()` so QoS 0 publishes skip the lock.
     room: AtomicBool,
-    pub(crate) queue: Arc<MessageQueue>,
-    pub(crate) slots: Slots,
+    queue: Arc<MessageQueue>,
+    slots: Slots,
     /// The client is being dropped: callbacks run no user code.
-    pub(crate) closing: AtomicBool,
+    closing: AtomicBool,
     /// Disconnects in progress: message callbacks leave messages with the library.
     quiescing: AtomicUsize,
     /// Message-arrived callbacks running now.
@@ -148,9 +60,8 @@ pub(crate) struct Context {
     /// Callbacks the library is running now (the user's connection-lost
     /// closures run on threads of their own and are not counted).
     active: AtomicUsize,
-    /// Threads in [`Context::wait_until`]; callbacks only signal when there are some.
-    waiters: AtomicUsize,
-    idle: (Mutex<()>, Condvar),
+    /// Signalled when a callback returns, for [`Context::wait_until`].
+    idle: (Mutex<()>, Signal),
     /// Last return of a message callback that took ownership of the message.
     last_consumed: Exit,
     /// Last return of any message callback.
@@ -169,9 +80,8 @@ impl Context {
                 deliveries: Deliveries::new(),
                 clean_session: true,
                 losses: 0,
-                waiters: 0,
             }),
-            state_changed: Condvar::new(),
+            state_changed: Signal::new(),
             connected: AtomicBool::new(false),
             refused: AtomicBool::new(false),
             room: AtomicBool::new(true),
@@ -181,8 +91,7 @@ impl Context {
             quiescing: AtomicUsize::new(0),
             active_messages: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
-            waiters: AtomicUsize::new(0),
-            idle: (Mutex::new(()), Condvar::new()),
+            idle: (Mutex::new(()), Signal::new()),
             last_consumed: Exit::new(),
             last_returned: Exit::new(),
             panic: Mutex::new(None),
@@ -190,40 +99,91 @@ impl Context {
         }
     }
 
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     pub(crate) fn is_connected(&self) -> bool {
         self.connected.load(SeqCst)
     }
 
-    /// Waits on `state_changed` (up to `timeout`, `None`: no limit).
-    pub(crate) fn wait_state<'a>(
-        &self,
-        mut s: MutexGuard<'a, State>,
-        timeout: Option<Duration>,
-    ) -> MutexGuard<'a, State> {
-        s.waiters += 1;
-        let mut s = match timeout {
-            None => self
-                .state_changed
-                .wait(s)
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            Some(t) => {
-                self.state_changed
-                    .wait_timeout(s, t)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0
-            }
-        };
-        s.waiters -= 1;
-        s
+    pub(crate) fn slots(&self) -> &Slots {
+        &self.slots
     }
 
-    /// Releases the state and wakes its waiters, if any (std's `notify_all`
-    /// makes a system call even when nobody waits).
+    pub(crate) fn queue(&self) -> &Arc<MessageQueue> {
+        &self.queue
+    }
+
+    /// The client is being dropped.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(SeqCst)
+    }
+
+    /// Whether the last connect was refused, clearing the mark.
+    pub(crate) fn take_refused(&self) -> bool {
+        self.refused.swap(false, SeqCst)
+    }
+
+    /// Marks the last connect as refused by the broker.
+    pub(crate) fn set_refused(&self) {
+        self.refused.store(true, SeqCst);
+    }
+
+    /// Waits on `state_changed` (up to `timeout`, `None`: no limit).
+    fn wait_state<'a>(
+        &self,
+        s: MutexGuard<'a, State>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, State> {
+        self.state_changed.wait(s, timeout)
+    }
+
+    /// Releases the state and wakes its waiters.
     fn state_updated(&self, s: MutexGuard<'_, State>) {
-        let wake = s.waiters > 0;
         drop(s);
-        if wake {
-            self.state_changed.notify_all();
+        self.state_changed.notify_all();
+    }
+
+    /// Waits until no QoS 1/2 publish is in flight, the connection is gone,
+    /// or `deadline` passed.
+    pub(crate) fn wait_deliveries_done(&self, deadline: Instant) {
+        let mut s = lock(&self.state);
+        while !s.deliveries.is_empty() && self.is_connected() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            s = self.wait_state(s, Some(deadline - now));
+        }
+    }
+
+    /// Waits until the publish with token `id` is complete (see
+    /// `Client::wait_for_completion`), up to `deadline` (`None`: no limit).
+    pub(crate) fn wait_delivered(&self, id: i32, deadline: Option<Instant>) -> Result<()> {
+        let mut s = lock(&self.state);
+        loop {
+            if !s.deliveries.is_pending(id) {
+                if s.deliveries.is_dropped(id) {
+                    // Never acknowledged: the clean session ended first.
+                    return Err(Error::Disconnected);
+                }
+                return Ok(());
+            }
+            if !self.is_connected() {
+                return Err(Error::Disconnected);
+            }
+            let wait = match deadline {
+                None => None,
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(Error::Timeout);
+                    }
+                    Some(deadline - now)
+                }
+            };
+            s = self.wait_state(s, wait);
         }
     }
 
@@ -364,18 +324,16 @@ impl Context {
     }
 
     fn wait_until(&self, done: impl Fn() -> bool) {
-        self.waiters.fetch_add(1, SeqCst);
         let mut g = lock(&self.idle.0);
         while !done() {
-            g = self
-                .idle
-                .1
-                .wait_timeout(g, Duration::from_millis(50))
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
+            g = self.idle.1.wait(g, Some(Duration::from_millis(50)));
         }
-        drop(g);
-        self.waiters.fetch_sub(1, SeqCst);
+    }
+
+    /// The client is destroyed: no connection, no more messages.
+    pub(crate) fn set_destroyed(&self) {
+        self.connected.store(false, SeqCst);
+        self.queue.close();
     }
 
     /// Keeps a panic message for the next API call.
@@ -426,16 +384,17 @@ impl Context {
     /// The end of a callback (see [`Context::enter`]).
     fn leave(&self, message: bool, consumed: bool) {
         if message {
-            let exit = Exit::now(EPOCH.load(SeqCst));
-            self.last_returned.set(exit);
+            self.last_returned.stamp();
             if consumed {
-                self.last_consumed.set(exit);
+                self.last_consumed.stamp();
             }
             self.active_messages.fetch_sub(1, SeqCst);
         }
         self.active.fetch_sub(1, SeqCst);
-        if self.waiters.load(SeqCst) > 0 {
-            let _g = lock(&self.idle.0);
+        if self.idle.1.has_waiters() {
+            // The counts changed outside the mutex: take it once, so a waiter
+            // that saw the old count is inside its wait before the signal.
+            drop(lock(&self.idle.0));
             self.idle.1.notify_all();
         }
     }

@@ -54,21 +54,21 @@
 //!   callback returns [`Error::CalledFromCallback`] instead of deadlocking;
 //!   connection-lost callbacks run on their own thread and may call anything.
 //! * Panics in callbacks are caught and reported by the next call.
-//! * The first [`Client::create`] of a process also creates an *anchor* client
-//!   that stays connected, for the life of the process, to a one-shot stub on
-//!   `127.0.0.1` (an ephemeral port; keepalive 0, nothing is sent after its
-//!   CONNECT). It keeps the C library's background thread and global state
-//!   alive, which avoids the library's process-wide start/stop races and its
-//!   100 ms sleeps on connect and disconnect. You will see that loopback
-//!   connection in `ss`/`netstat`. If loopback networking is unavailable, the
-//!   crate falls back to serializing connects and disconnects.
+//! * The default `bundled` build compiles Paho C 1.3.16 with fixes of ours
+//!   (`paho-mqtt-c/fixes/` in the repository, listed in the README): its
+//!   lifecycle races, its 100 ms sleeps around connects and disconnects, and
+//!   its handling of unexpected acknowledgements are fixed at the source.
+//!   Linked against a system library instead, the crate works around the
+//!   lifecycle races itself: it keeps one never-connected client of its own
+//!   for the life of the process, serializes connects and disconnects, and
+//!   waits up to 100 ms before disconnecting right after a message arrived;
+//!   [`enable_anchor_client`] trades those for a loopback connection.
 //! * File persistence needs an explicit directory ([`Persistence::File`]).
 //! * The library ignores `SIGPIPE` for the whole process, as the Rust runtime
 //!   already does for Rust programs.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod anchor;
 mod callbacks;
 mod client;
 mod context;
@@ -80,6 +80,8 @@ mod library;
 mod message;
 mod options;
 mod queue;
+mod run_thread;
+mod signal;
 #[cfg(feature = "ssl")]
 mod ssl;
 mod topic;
@@ -95,6 +97,7 @@ pub use options::{
     ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY,
 };
 pub use queue::{IntoIter, Receiver};
+pub use run_thread::enable_anchor_client;
 #[cfg(feature = "ssl")]
 pub use ssl::{SslOptions, SslVersion};
 pub use topic::{topic_matches, validate_filter, validate_topic, MAX_TOPIC_LEN};

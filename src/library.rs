@@ -1,38 +1,13 @@
-//! The C library's process-wide state: its version, and workarounds for
-//! its lifecycle races.
+//! The C library's process-wide state: its version and its description.
 //!
-//! Paho C keeps one background thread (`MQTTClient_run`) and global client
-//! lists for the whole process. Its lifecycle paths race with other threads
-//! (MQTTClient.c, 1.3.16):
-//!
-//! * `MQTTClient_destroy` of the process's last client calls
-//!   `MQTTClient_terminate`, which waits for the background thread with the
-//!   library mutex released and then frees the global lists, including a client
-//!   another thread created meanwhile.
-//! * When no client is connected any more, `MQTTClient_stop` tells the
-//!   background thread to stop (a disconnect waits for it with the mutex
-//!   released; the thread itself, after a connection loss, does not wait). A
-//!   connect on another thread in that window sees the thread still running,
-//!   starts none, and then waits for a CONNACK nobody reads, failing after its
-//!   timeout.
-//!
-//! The anchor client (anchor.rs) avoids both: it exists and stays connected
-//! for the life of the process. Should it fail to connect, connects run under
-//! [`lifecycle_shared`] and disconnects under [`lifecycle_exclusive`], which
-//! covers the disconnects this crate makes (not one the library makes on its
-//! own after a socket error).
-//!
-//! Other limitations of the library, documented rather than worked around:
-//! its timed waits drop the sub-second part of every timeout (Thread.c,
+//! Limitations of the library, documented rather than worked around: its
+//! timed waits drop the sub-second part of every timeout (Thread.c,
 //! `Thread_time_from_now`, paho.mqtt.c#1682), so the client rounds the
-//! timeouts it passes (connect, command) up; `MQTTClient_connect` holds a
-//! process-wide `connect_mutex` for the whole connect, so a connect to an
-//! unresponsive broker holds up the connects of every other client; and the
-//! library checks keepalives at an interval set from the keepalive of the
-//! most recent connect, of any client.
+//! timeouts it passes (connect, command) up. The lifecycle bugs of an
+//! unpatched library are handled in run_thread.rs.
 
 use std::ffi::CStr;
-use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use crate::ffi;
@@ -110,31 +85,10 @@ pub fn yield_now() {
     unsafe { ffi::MQTTClient_yield() }
 }
 
-/// Checks the library version once, and sets up the anchor client (see
-/// anchor.rs). Called before the first client is created.
+/// Checks the library version once, and sets up what an unpatched library
+/// needs (run_thread.rs). Called before a client is created or adopted.
 pub(crate) fn check_library() -> Result<()> {
     check_version()?;
-    crate::anchor::ensure();
+    crate::run_thread::init();
     Ok(())
-}
-
-static LIFECYCLE: RwLock<()> = RwLock::new(());
-
-/// Held while a client connects, unless the anchor is connected (then the
-/// library's thread never stops and there is nothing to serialize).
-pub(crate) fn lifecycle_shared() -> Option<RwLockReadGuard<'static, ()>> {
-    (!crate::anchor::is_connected()).then(|| {
-        LIFECYCLE
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    })
-}
-
-/// Held while a client disconnects, unless the anchor is connected.
-pub(crate) fn lifecycle_exclusive() -> Option<RwLockWriteGuard<'static, ()>> {
-    (!crate::anchor::is_connected()).then(|| {
-        LIFECYCLE
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    })
 }

@@ -17,10 +17,11 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::message::Message;
+use crate::signal::Signal;
 
 pub(crate) type Item = (String, Message);
 
@@ -32,11 +33,6 @@ struct State {
     /// Full and nobody made room in time: queue without waiting until the
     /// queue is down to half its capacity.
     overflowing: bool,
-    /// Threads waiting in `pop` / `push`: a condition variable is only
-    /// signalled when someone waits (std's `notify_*` always makes a system
-    /// call, which would cost a syscall per message).
-    consumers_waiting: usize,
-    producers_waiting: usize,
 }
 
 /// How long a message waits for room in a full queue (see the module docs).
@@ -47,18 +43,21 @@ pub(crate) struct MessageQueue {
     /// Bumped (under the state lock) on every connection loss, to wake
     /// `receive` callers; read without the lock.
     lost: AtomicU64,
-    not_empty: Condvar,
-    not_full: Condvar,
+    not_empty: Signal,
+    not_full: Signal,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// What a blocking pop ended with.
+/// What a pop ended with.
 pub(crate) enum Popped {
     Item(Item),
+    /// Nothing came within the time given ([`MessageQueue::pop`]).
     TimedOut,
+    /// Nothing is queued ([`MessageQueue::try_pop`]).
+    Empty,
     Closed,
     /// The connection was lost while waiting (`receive` reports it).
     Lost,
@@ -72,12 +71,10 @@ impl MessageQueue {
                 capacity: capacity.max(1),
                 closed: false,
                 overflowing: false,
-                consumers_waiting: 0,
-                producers_waiting: 0,
             }),
             lost: AtomicU64::new(0),
-            not_empty: Condvar::new(),
-            not_full: Condvar::new(),
+            not_empty: Signal::new(),
+            not_full: Signal::new(),
         }
     }
 
@@ -101,11 +98,8 @@ impl MessageQueue {
             }
             if s.items.len() < s.capacity || s.overflowing {
                 s.items.push_back(item);
-                let wake = s.consumers_waiting > 0;
                 drop(s);
-                if wake {
-                    self.not_empty.notify_one();
-                }
+                self.not_empty.notify_one();
                 return Ok(());
             }
             let now = Instant::now();
@@ -120,19 +114,13 @@ impl MessageQueue {
                 );
                 continue;
             }
-            s.producers_waiting += 1;
-            s = self
-                .not_full
-                .wait_timeout(s, until - now)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
-            s.producers_waiting -= 1;
+            s = self.not_full.wait(s, Some(until - now));
         }
     }
 
     /// Wakes producers waiting for room so they re-check their `give_up`.
     pub(crate) fn wake_producers(&self) {
-        let _s = lock(&self.state);
+        drop(lock(&self.state));
         self.not_full.notify_all();
     }
 
@@ -182,20 +170,7 @@ impl MessageQueue {
                     Some(deadline - now)
                 }
             };
-            s.consumers_waiting += 1;
-            s = match wait {
-                None => self
-                    .not_empty
-                    .wait(s)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-                Some(wait) => {
-                    self.not_empty
-                        .wait_timeout(s, wait)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0
-                }
-            };
-            s.consumers_waiting -= 1;
+            s = self.not_empty.wait(s, wait);
         }
     }
 
@@ -206,11 +181,8 @@ impl MessageQueue {
             s.overflowing = false;
             log::info!("paho-mqtt-sync: a receive queue is back under its capacity");
         }
-        let wake = s.producers_waiting > 0;
         drop(s);
-        if wake {
-            self.not_full.notify_one();
-        }
+        self.not_full.notify_one();
         item
     }
 
@@ -220,7 +192,7 @@ impl MessageQueue {
         match s.items.pop_front() {
             Some(item) => Popped::Item(self.taken(s, item)),
             None if s.closed => Popped::Closed,
-            None => Popped::TimedOut,
+            None => Popped::Empty,
         }
     }
 }
@@ -255,7 +227,7 @@ impl Receiver {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<(String, Message), RecvTimeoutError> {
         match self.queue.pop(Some(timeout), None) {
             Popped::Item(item) => Ok(item),
-            Popped::TimedOut | Popped::Lost => Err(RecvTimeoutError::Timeout),
+            Popped::TimedOut | Popped::Empty | Popped::Lost => Err(RecvTimeoutError::Timeout),
             Popped::Closed => Err(RecvTimeoutError::Disconnected),
         }
     }
@@ -327,6 +299,7 @@ mod tests {
         q.push(item(2), "t", || false).unwrap();
         assert!(matches!(q.pop(Some(Duration::ZERO), None), Popped::Item((t, _)) if t == "t/1"));
         assert!(matches!(q.try_pop(), Popped::Item((t, _)) if t == "t/2"));
+        assert!(matches!(q.try_pop(), Popped::Empty));
         assert!(matches!(
             q.pop(Some(Duration::from_millis(10)), None),
             Popped::TimedOut

@@ -1,24 +1,16 @@
-//! The anchor: one client of the crate's own, connected for the life of the
-//! process to a stub on the loopback interface, so that the C library's
-//! process-wide state never goes through its racy start and stop paths.
-//!
-//! Paho C (MQTTClient.c, 1.3.16) frees its global client lists when the last
-//! client is destroyed (`MQTTClient_terminate`) and stops its background
-//! thread whenever no client is connected (`MQTTClient_stop`); both race with
-//! other threads creating or connecting clients at that moment (see
-//! library.rs). With the anchor alive and connected neither ever happens. It
-//! also saves the library's waits around them: a disconnect no longer sleeps
-//! 100 ms for the thread to stop, and a connect no longer sleeps up to 100 ms
-//! for a new thread to start.
+//! The keeper and the anchor (see the parent module): a client of the crate's
+//! own, created before the first user client and never destroyed, so that
+//! `MQTTClient_terminate` never runs. As the *anchor* (opt-in) it is also
+//! connected for the life of the process to a stub on the loopback interface,
+//! so the library's background thread never stops.
 //!
 //! The stub accepts one TCP connection on `127.0.0.1` (an ephemeral port),
 //! checks that the CONNECT comes from the anchor, answers with a CONNACK and
 //! keeps its end of the connection open, silent, for good; the listener is
-//! closed at once. The anchor connects with keepalive 0 and no callbacks, so
-//! it never sends anything after its CONNECT. If any step fails (no loopback
-//! networking, say), the anchor stays created but not connected, which still
-//! prevents `MQTTClient_terminate`, and the crate falls back to serializing
-//! connects and disconnects (library.rs).
+//! closed at once. The anchor connects with keepalive 0, so it never sends
+//! anything after its CONNECT. If any step fails (no loopback networking,
+//! say), it stays a keeper, and the crate keeps serializing connects and
+//! disconnects.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -27,7 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::context::EPOCH;
 use crate::ffi;
 
 /// The anchor's client id, checked in its CONNECT.
@@ -36,7 +27,6 @@ const ANCHOR_ID: &str = "paho-mqtt-sync-anchor";
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Anchor {
-    connected: bool,
     /// The anchor has its message-arrived callback ([`anchor_message`]).
     proofs: bool,
     /// The stub's end of the connection, kept open for the life of the process.
@@ -55,30 +45,44 @@ pub(crate) fn run_thread_started() {
     RUN_THREAD_UP.store(true, SeqCst);
 }
 
-/// Creates (and connects) the anchor once. Returns whether it is connected.
-pub(crate) fn ensure() -> bool {
-    ANCHOR.get_or_init(create).connected
+/// Creates the keeper once, and connects it as the anchor when `connect`.
+pub(crate) fn ensure(connect: bool) {
+    ANCHOR.get_or_init(|| create(connect));
 }
 
 /// Whether the anchor is connected (false before [`ensure`]).
 pub(crate) fn is_connected() -> bool {
-    ANCHOR.get().is_some_and(|a| a.connected)
+    ANCHOR_UP.load(SeqCst)
 }
 
-fn create() -> Anchor {
+/// The anchor's connection is up: set once it connected, cleared by its
+/// connection-lost callback (a daemon closing every file descriptor, say), so
+/// the crate falls back to its lifecycle lock.
+static ANCHOR_UP: AtomicBool = AtomicBool::new(false);
+
+fn create(connect: bool) -> Anchor {
+    let keeper = Anchor {
+        proofs: false,
+        stub: None,
+    };
     // A SocketAddr, not ("127.0.0.1", 0): no address parser, no resolver.
     let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let listener = TcpListener::bind(any_port).and_then(|l| {
-        let port = l.local_addr()?.port();
-        Ok((l, port))
-    });
-    // Without a listener the URI's port does not matter: the anchor is only
-    // created, which still keeps MQTTClient_terminate away.
+    let listener = if connect {
+        TcpListener::bind(any_port).and_then(|l| {
+            let port = l.local_addr()?.port();
+            Ok((l, port))
+        })
+    } else {
+        Err(io::ErrorKind::Unsupported.into())
+    };
+    // Without a listener the URI's port does not matter: the keeper is only
+    // created, which keeps MQTTClient_terminate away.
     let port = listener.as_ref().map_or(1, |(_, p)| *p);
     let uri = format!("tcp://127.0.0.1:{port}\0");
     let mut handle: ffi::MQTTClient = std::ptr::null_mut();
     // SAFETY: NUL-terminated strings valid for the call; the handle is never
-    // given callbacks and never destroyed (it lives as long as the process).
+    // destroyed (it lives as long as the process) and gets a callback only
+    // once connected, below.
     let rc = unsafe {
         ffi::MQTTClient_create(
             &mut handle,
@@ -89,20 +93,15 @@ fn create() -> Anchor {
         )
     };
     if rc != ffi::MQTTCLIENT_SUCCESS {
-        log::warn!("paho-mqtt-sync: cannot create the anchor client ({rc})");
-        return Anchor {
-            connected: false,
-            proofs: false,
-            stub: None,
-        };
+        log::warn!("paho-mqtt-sync: cannot create the keeper client ({rc})");
+        return keeper;
+    }
+    if !connect {
+        return keeper;
     }
     let Ok((listener, _)) = listener else {
         log::debug!("paho-mqtt-sync: no loopback listener for the anchor");
-        return Anchor {
-            connected: false,
-            proofs: false,
-            stub: None,
-        };
+        return keeper;
     };
     let stub = std::thread::Builder::new()
         .name("paho-anchor-stub".into())
@@ -127,19 +126,23 @@ fn create() -> Anchor {
     }
     // Callbacks after the connect, so that the connect did not start the
     // library's background thread (the first client connect does).
-    // SAFETY: valid handle; the callback is a static function using no context.
+    // SAFETY: valid handle; the callbacks are static functions using no context.
     let proofs = connected
         && unsafe {
             ffi::MQTTClient_setCallbacks(
                 handle,
                 std::ptr::null_mut(),
-                None,
+                Some(anchor_lost),
                 Some(anchor_message),
                 None,
             )
         } == ffi::MQTTCLIENT_SUCCESS;
+    // SAFETY: valid handle.
+    ANCHOR_UP.store(
+        connected && unsafe { ffi::MQTTClient_isConnected(handle) } != 0,
+        SeqCst,
+    );
     Anchor {
-        connected,
         proofs,
         stub,
     }
@@ -220,6 +223,12 @@ pub(crate) fn request_progress() -> bool {
     RUN_THREAD_UP.load(SeqCst) && stub.write_all(&[0x30, 0x03, 0x00, 0x01, b'p']).is_ok()
 }
 
+/// The anchor's connection-lost callback.
+unsafe extern "C" fn anchor_lost(_context: *mut c_void, _cause: *mut c_char) {
+    ANCHOR_UP.store(false, SeqCst);
+    log::warn!("paho-mqtt-sync: the anchor client lost its connection; connects and disconnects are serialized from now on");
+}
+
 /// The anchor's message-arrived callback (see [`request_progress`]).
 unsafe extern "C" fn anchor_message(
     _context: *mut c_void,
@@ -227,7 +236,7 @@ unsafe extern "C" fn anchor_message(
     _topic_len: c_int,
     mut message: *mut ffi::MQTTClient_message,
 ) -> c_int {
-    EPOCH.fetch_add(1, SeqCst);
+    super::progress();
     // SAFETY: the library hands over the message and topic it allocated; we
     // return 1, so they are ours to free.
     unsafe {
@@ -318,9 +327,4 @@ mod tests {
         assert_eq!(client_id_of(&body), None);
     }
 
-    #[test]
-    fn the_anchor_connects() {
-        assert!(ensure(), "the anchor client could not connect to its stub");
-        assert!(is_connected());
-    }
 }
