@@ -35,7 +35,10 @@ impl Signal {
     ) -> MutexGuard<'a, T> {
         self.waiters.fetch_add(1, SeqCst);
         let guard = match timeout {
-            None => self.cond.wait(guard).unwrap_or_else(PoisonError::into_inner),
+            None => self
+                .cond
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner),
             Some(t) => {
                 self.cond
                     .wait_timeout(guard, t)

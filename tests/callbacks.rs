@@ -352,7 +352,6 @@ fn panic_in_connection_lost_is_reported() -> anyhow::Result<()> {
     assert!(common::wait_until(WAIT, || calls.load(SeqCst) == 1));
     let text = panic_report(&c)?;
     assert!(text.contains("boom in connection-lost"), "{text}");
-    common::pause_after_loss();
     c.connect(&common::options())?;
     let topic = common::topic("pcl");
     c.subscribe(&topic, QoS::AtLeastOnce)?;

@@ -180,7 +180,6 @@ fn stalled_connection_is_detected_by_keepalive() -> anyhow::Result<()> {
     );
     // The same client reconnects once the network is back.
     proxy.resume();
-    common::pause_after_loss();
     c.connect(&opts)?;
     assert!(c.is_connected());
     Ok(())

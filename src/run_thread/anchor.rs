@@ -142,10 +142,7 @@ fn create(connect: bool) -> Anchor {
         connected && unsafe { ffi::MQTTClient_isConnected(handle) } != 0,
         SeqCst,
     );
-    Anchor {
-        proofs,
-        stub,
-    }
+    Anchor { proofs, stub }
 }
 
 /// Runs `connect` (a `MQTTClient_connect` call) while keeping the anchor's
@@ -326,5 +323,4 @@ mod tests {
         body[2] = b'X';
         assert_eq!(client_id_of(&body), None);
     }
-
 }

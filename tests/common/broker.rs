@@ -59,7 +59,6 @@ pub struct BrokerBuilder {
     sys_interval: Option<u32>,
     acl: Option<String>,
     extra: Vec<String>,
-    pin: bool,
 }
 
 impl BrokerBuilder {
@@ -111,25 +110,10 @@ impl BrokerBuilder {
         self
     }
 
-    /// Calls [`super::pin_library`] before starting (off by default).
-    pub fn pin_library(mut self, pin: bool) -> Self {
-        self.pin = pin;
-        self
-    }
-
-    /// Never pins the library, whatever else asks for it (for tests of the C
-    /// library's start/stop behaviour).
-    pub fn without_library_pin(mut self) -> Self {
-        self.pin = false;
-        self
-    }
-
     /// Writes the configuration into a new temp dir, picks a port and starts
     /// Mosquitto, returning once it accepts TCP connections.
     pub fn start(self) -> anyhow::Result<Broker> {
-        if self.pin {
-            super::pin_library();
-        }
+        super::library_setup();
         let dir = TempDir::new("broker")?;
         let log = dir.path().join("mosquitto.log");
         let mut broker = Broker {

@@ -5,28 +5,40 @@
 //!
 //! Everything here uses std only. Every wait is bounded.
 //!
-//! [`pin_library`] (opt-in, [`BrokerBuilder::pin_library`]) keeps one idle
-//! client connected for the life of the test process, to an in-process stub
-//! server, so the C library's shared background thread never stops. Paho C
-//! 1.3.16 stops that thread whenever no client is connected and frees its
-//! global state when the last client is destroyed; both race with other
-//! threads (tests/lifecycle.rs). The binding works around most of it
-//! (src/library.rs), so the suite runs without the pin by default.
+//! With a system library (no `bundled` feature), setting
+//! `PAHO_MQTT_SYNC_TEST_ANCHOR=1` makes every test use the crate's opt-in
+//! anchor client ([`paho_mqtt_sync::enable_anchor_client`]); without it the
+//! tests run against the crate's default workarounds (scripts/system-lib-test.sh
+//! runs the lifecycle tests both ways).
 #![allow(dead_code)]
 
 mod broker;
 mod proxy;
+mod stub;
 
 #[allow(unused_imports)]
 pub use broker::{kill_all_brokers, Broker, BrokerBuilder, MOSQUITTO};
 #[allow(unused_imports)]
 pub use proxy::Proxy;
+#[allow(unused_imports)]
+pub use stub::{stub_mqtt_server, SilentServer};
+
+/// Applies the test-only anchor switch (see the module docs) once, before
+/// the first client of the process is created.
+pub fn library_setup() {
+    static SETUP: std::sync::Once = std::sync::Once::new();
+    SETUP.call_once(|| {
+        if std::env::var_os("PAHO_MQTT_SYNC_TEST_ANCHOR").is_some_and(|v| v == "1") {
+            paho_mqtt_sync::enable_anchor_client();
+        }
+    });
+}
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
@@ -121,14 +133,6 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Waits 300 ms: call it between a connection loss of the process's only
-/// connected client and the reconnect, when the test is about something
-/// else. Reconnecting at once can hit a Paho C race (the library's thread
-/// stopping itself), shown by `lifecycle::reconnect_right_after_a_keepalive_loss`.
-pub fn pause_after_loss() {
-    std::thread::sleep(Duration::from_millis(300));
-}
-
 /// Aborts the whole test process (after killing every broker it started) if
 /// it is not dropped within `limit`: a deadlocked test then fails loudly
 /// instead of hanging the run. Keep it alive for the whole test:
@@ -185,6 +189,7 @@ pub fn options() -> ConnectOptions {
 
 /// Creates a client with a fresh id (`tag`-based) and no persistence.
 pub fn create(uri: &str, tag: &str) -> anyhow::Result<Client> {
+    library_setup();
     let id = client_id(tag);
     Client::create(uri, &id, Persistence::None).with_context(|| format!("create {id} for {uri}"))
 }
@@ -271,174 +276,6 @@ pub fn until_marker(client: &Client, publisher: &Client) -> anyhow::Result<Vec<(
     }
     client.unsubscribe(&marker)?;
     Ok(before)
-}
-
-/// Keeps the C library's shared state alive for the whole process: one
-/// client, connected (keepalive off) to an in-process [`stub_mqtt_server`].
-/// Idempotent.
-/// See the module docs for why.
-pub fn pin_library() {
-    static PIN: OnceLock<Client> = OnceLock::new();
-    PIN.get_or_init(|| {
-        let port = stub_mqtt_server().expect("start the stub MQTT server");
-        let c = Client::create(
-            &format!("tcp://127.0.0.1:{port}"),
-            &client_id("pin"),
-            Persistence::None,
-        )
-        .expect("create the pinning client");
-        c.connect(
-            &ConnectOptions::new()
-                .keep_alive_interval(Duration::ZERO)
-                .connect_timeout(Duration::from_secs(10)),
-        )
-        .expect("connect the pinning client to the stub server");
-        c
-    });
-}
-
-/// A minimal scripted MQTT 3.1.1 server on 127.0.0.1, for the few replies a
-/// real Mosquitto never sends: CONNECT gets CONNACK 0, PINGREQ gets PINGRESP,
-/// SUBSCRIBE gets a SUBACK granting the requested QoS, except `0x80` (refused)
-/// for filters starting with `refuse`, UNSUBSCRIBE gets UNSUBACK; everything
-/// else is ignored (no message routing). Its threads live as long as the
-/// process. Returns the port.
-pub fn stub_mqtt_server() -> anyhow::Result<u16> {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    std::thread::Builder::new()
-        .name("mqtt-stub".into())
-        .spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut s) = conn else { continue };
-                std::thread::spawn(move || {
-                    let mut byte = [0u8; 1];
-                    loop {
-                        // Fixed header: type byte, then the remaining length
-                        // (variable-length integer), then that many bytes.
-                        if s.read_exact(&mut byte).is_err() {
-                            return;
-                        }
-                        let kind = byte[0] >> 4;
-                        let (mut len, mut shift) = (0usize, 0);
-                        loop {
-                            if s.read_exact(&mut byte).is_err() || shift > 21 {
-                                return;
-                            }
-                            len |= usize::from(byte[0] & 0x7f) << shift;
-                            shift += 7;
-                            if byte[0] & 0x80 == 0 {
-                                break;
-                            }
-                        }
-                        let mut body = vec![0u8; len];
-                        if s.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        let reply: Vec<u8> = match kind {
-                            1 => vec![0x20, 0x02, 0x00, 0x00],
-                            8 if body.len() >= 2 => {
-                                // Packet id, then (length, filter, QoS) triples.
-                                let mut codes = Vec::new();
-                                let mut i = 2;
-                                while i + 2 <= body.len() {
-                                    let n = usize::from(body[i]) << 8 | usize::from(body[i + 1]);
-                                    let Some(filter) = body.get(i + 2..i + 2 + n) else {
-                                        return;
-                                    };
-                                    let Some(&qos) = body.get(i + 2 + n) else {
-                                        return;
-                                    };
-                                    codes.push(if filter.starts_with(b"refuse") {
-                                        0x80
-                                    } else {
-                                        qos
-                                    });
-                                    i += 3 + n;
-                                }
-                                let mut r = vec![0x90, (2 + codes.len()) as u8, body[0], body[1]];
-                                r.extend(codes);
-                                r
-                            }
-                            10 if body.len() >= 2 => vec![0xb0, 0x02, body[0], body[1]],
-                            12 => vec![0xd0, 0x00],
-                            14 => return,
-                            _ => Vec::new(),
-                        };
-                        if !reply.is_empty() && s.write_all(&reply).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        })?;
-    Ok(port)
-}
-
-/// A TCP server that accepts connections and reads whatever comes, but never
-/// answers: an MQTT broker that never sends CONNACK. Stops when dropped.
-pub struct SilentServer {
-    port: u16,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<usize>>,
-}
-
-impl SilentServer {
-    /// The port it listens on (127.0.0.1).
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn start() -> anyhow::Result<SilentServer> {
-        use std::io::Read;
-        use std::sync::atomic::Ordering::SeqCst;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let port = listener.local_addr()?.port();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut held = Vec::new();
-            let mut received = 0;
-            let mut buf = [0u8; 1024];
-            while !s.load(SeqCst) {
-                if let Ok((c, _)) = listener.accept() {
-                    c.set_nonblocking(true).expect("nonblocking");
-                    held.push(c);
-                }
-                for c in &mut held {
-                    if let Ok(n) = c.read(&mut buf) {
-                        received += n;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            received
-        });
-        Ok(SilentServer {
-            port,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the server; returns how many bytes it received.
-    pub fn finish(mut self) -> usize {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.thread
-            .take()
-            .map_or(0, |t| t.join().expect("silent server"))
-    }
-}
-
-impl Drop for SilentServer {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Set in the environment of a child started by [`in_child`].
