@@ -424,7 +424,7 @@ impl Client {
     ) -> Result<DeliveryToken> {
         let ctx = self.ctx();
         let tracked = qos != QoS::AtMostOnce;
-        ctx.begin_publish(tracked);
+        ctx.begin_publish(tracked)?;
         let mut token: ffi::MQTTClient_deliveryToken = 0;
         let rc = call(&mut token);
         if tracked {
@@ -439,7 +439,10 @@ impl Client {
     /// passed to C without a copy. Returns the delivery token (0 for QoS 0).
     ///
     /// When the in-flight window is full (one message with
-    /// `reliable(true)`), waits for an acknowledgement first.
+    /// `reliable(true)`), waits for an acknowledgement first, up to the
+    /// command timeout ([`set_command_timeout`](Self::set_command_timeout),
+    /// 10 s by default), then returns [`Error::Timeout`] (C's
+    /// `MQTTClient_publish` would wait for ever).
     pub fn publish(
         &self,
         topic: &str,
@@ -631,7 +634,8 @@ impl Client {
     }
 
     /// How long subscribe and unsubscribe wait for the broker's
-    /// acknowledgement (`MQTTClient_setCommandTimeout`; at least 5 s, default 10 s).
+    /// acknowledgement (`MQTTClient_setCommandTimeout`; at least 5 s, default
+    /// 10 s), and how long a publish waits for room in a full in-flight window.
     pub fn set_command_timeout(&self, timeout: Duration) -> Result<()> {
         self.enter()?;
         if timeout < Duration::from_secs(5) {
@@ -649,7 +653,9 @@ impl Client {
         let _t = lock(&self.inner.commands);
         // SAFETY: valid handle; the lock keeps subscribe and unsubscribe,
         // which read the value, from running at the same time.
-        check(unsafe { ffi::MQTTClient_setCommandTimeout(self.inner.handle, ms) })
+        check(unsafe { ffi::MQTTClient_setCommandTimeout(self.inner.handle, ms) })?;
+        self.ctx().set_command_timeout(Duration::from_secs(secs));
+        Ok(())
     }
 }
 
