@@ -79,7 +79,9 @@ fn link() {
         }
         println!("cargo:rustc-link-lib={kind}={lib}");
     }
-    if ssl() {
+    // With `vendored-openssl`, `openssl-sys` links the OpenSSL it built
+    // (statically); otherwise the system's (or the board's) is linked.
+    if ssl() && env::var_os("CARGO_FEATURE_VENDORED_OPENSSL").is_none() {
         println!("cargo:rustc-link-lib=ssl");
         println!("cargo:rustc-link-lib=crypto");
     }

@@ -87,6 +87,11 @@ mod ssl;
 mod topic;
 mod trace;
 
+// Links the OpenSSL that `openssl-sys` builds (feature `vendored-openssl`):
+// Paho C's SSLSocket.c calls it; no Rust code does.
+#[cfg(feature = "vendored-openssl")]
+use openssl_sys as _;
+
 pub use callbacks::Callbacks;
 pub use client::{Client, ConnectResponse};
 pub use delivery::DeliveryToken;
