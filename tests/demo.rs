@@ -5,6 +5,13 @@
 //! mqtt_client` into the target dir this test binary lives in, with the same
 //! profile and features), so it works under `cargo test` and `cargo nextest
 //! run` alike, and never runs a stale binary.
+//!
+//! A prebuilt demo can be tested instead: `PAHO_MQTT_SYNC_DEMO_BIN=<path>`
+//! skips the build and runs that file, started through
+//! `PAHO_MQTT_SYNC_DEMO_RUNNER` if set (e.g. `qemu-arm-static`, or
+//! `qemu-arm-static -L /usr/arm-linux-gnueabihf`), else directly. The tests
+//! themselves then run on the PC; scripts/board-test.sh drives the board
+//! binaries of scripts/build-board.sh this way.
 
 mod common;
 
@@ -25,12 +32,36 @@ const TEST_LIMIT: Duration = Duration::from_secs(60);
 
 // ------------------------------------------------------------ the binary
 
-/// Builds the example once per test process and returns its path.
+/// A prebuilt demo to test instead of building one (see the module docs).
+const DEMO_BIN_VAR: &str = "PAHO_MQTT_SYNC_DEMO_BIN";
+/// How to start that prebuilt demo: a command and its arguments, split on
+/// white space (e.g. qemu-user and its `-L <sysroot>`).
+const DEMO_RUNNER_VAR: &str = "PAHO_MQTT_SYNC_DEMO_RUNNER";
+
+/// The prebuilt demo of [`DEMO_BIN_VAR`], if set.
+fn prebuilt_demo() -> Option<PathBuf> {
+    std::env::var_os(DEMO_BIN_VAR)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Builds the example once per test process (or takes the prebuilt one) and
+/// returns its path.
 fn demo_binary() -> Result<PathBuf> {
     static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| build_demo().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(anyhow::Error::msg)
+    BIN.get_or_init(|| {
+        let bin = match prebuilt_demo() {
+            Some(bin) if bin.is_file() => Ok(bin),
+            Some(bin) => Err(anyhow::anyhow!(
+                "{DEMO_BIN_VAR}={} is not a file",
+                bin.display()
+            )),
+            None => build_demo(),
+        };
+        bin.map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
 }
 
 fn build_demo() -> Result<PathBuf> {
@@ -97,9 +128,23 @@ fn build_demo() -> Result<PathBuf> {
 }
 
 /// A command that runs the demo: the binary itself, or through the target's
-/// Cargo runner (qemu-user when cross-testing), as cargo runs the tests.
+/// Cargo runner (qemu-user when cross-testing), as cargo runs the tests; a
+/// prebuilt demo through its own runner, if one is given.
 fn demo_command() -> Result<Command> {
-    Ok(common::target_command(demo_binary()?))
+    let bin = demo_binary()?;
+    if prebuilt_demo().is_none() {
+        return Ok(common::target_command(bin));
+    }
+    let runner = std::env::var(DEMO_RUNNER_VAR).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    Ok(match words.next() {
+        Some(first) => {
+            let mut cmd = Command::new(first);
+            cmd.args(words).arg(bin);
+            cmd
+        }
+        None => Command::new(bin),
+    })
 }
 
 // ------------------------------------------------------------ the process
