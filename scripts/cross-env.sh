@@ -24,6 +24,11 @@ cross_target() {
         aarch64 | arm64 | aarch64-unknown-linux-gnu)
             TARGET=aarch64-unknown-linux-gnu GNU_TRIPLE=aarch64-linux-gnu
             DEB_ARCH=arm64 QEMU=qemu-aarch64-static ;;
+        armv7-unknown-linux-musleabihf | armv7-musl)
+            # Static musl, built with zig and a from-source std (nightly):
+            # scripts/board-env.sh. No sysroot: qemu runs it as it is.
+            TARGET=armv7-unknown-linux-musleabihf GNU_TRIPLE=arm-linux-gnueabihf
+            DEB_ARCH=armhf QEMU=qemu-arm-static ;;
         x86_64 | amd64 | x86_64-unknown-linux-gnu)
             TARGET=x86_64-unknown-linux-gnu GNU_TRIPLE=x86_64-linux-gnu
             DEB_ARCH=amd64 QEMU=qemu-x86_64-static ;;
@@ -33,7 +38,7 @@ cross_target() {
             return ;;
         *)
             echo "unsupported target '$1' (supported: armv7-unknown-linux-gnueabihf," \
-                "aarch64-unknown-linux-gnu, x86_64-unknown-linux-gnu)" >&2
+                "aarch64-unknown-linux-gnu, x86_64-unknown-linux-gnu, armv7-unknown-linux-musleabihf)" >&2
             return 1 ;;
     esac
     TARGET_VAR=${TARGET//-/_}          # armv7_unknown_linux_gnueabihf
@@ -41,6 +46,18 @@ cross_target() {
     # The C compiler the cc/cmake crates use for this target: CC_<triple>,
     # else TARGET_CC when cross, else cc / the Debian cross gcc.
     local cc_var="CC_$TARGET_VAR"
+    if [[ $TARGET == *-musl* ]]; then
+        # zig's cc for the target, and the build environment around it
+        # (exported: CC_<target>, the linker, the nightly toolchain, build-std).
+        # shellcheck source=scripts/board-env.sh
+        . "$(dirname "${BASH_SOURCE[0]}")/board-env.sh"
+        [ -n "${!cc_var:-}" ] || board_env "$TARGET"
+        NATIVE=
+        CROSS_CC=${!cc_var}
+        SYSROOT=
+        QEMU_SYSROOT=${QEMU_LD_PREFIX:-}
+        return 0
+    fi
     if [ "$TARGET" = "$HOST_TRIPLE" ]; then
         NATIVE=1
         CROSS_CC=${!cc_var:-cc}
@@ -59,7 +76,8 @@ cross_runner() {
     [ -n "$NATIVE" ] && return 0
     local var="CARGO_TARGET_${TARGET_VAR_UC}_RUNNER"
     if [ -z "${!var:-}" ]; then
-        export "$var=$QEMU -L $QEMU_SYSROOT"
+        # (A static musl program needs no sysroot.)
+        export "$var=$QEMU${QEMU_SYSROOT:+ -L $QEMU_SYSROOT}"
     fi
     RUNNER_VAR=$var
     # qemu-user passes the host's 64-bit directory offsets (getdents64) to a
@@ -78,7 +96,13 @@ cross_runner() {
 
 # Runs a target binary: directly when native, under qemu-user otherwise.
 cross_exec() {
-    if [ -n "$NATIVE" ]; then "$@"; else "$QEMU" -L "$QEMU_SYSROOT" "$@"; fi
+    if [ -n "$NATIVE" ]; then
+        "$@"
+    elif [ -n "$QEMU_SYSROOT" ]; then
+        "$QEMU" -L "$QEMU_SYSROOT" "$@"
+    else
+        "$QEMU" "$@"
+    fi
 }
 
 # The Paho C 1.3.16 headers inside the paho-mqtt-sys package Cargo
@@ -112,6 +136,25 @@ cross_die() {
 cross_install() {
     local gnu deb qemu p
     case "$1" in
+        armv7-unknown-linux-musleabihf | armv7-musl)
+            # zig, qemu-user, the nightly toolchain with rust-src
+            # (scripts/board-env.sh); arm binutils to strip; mosquitto.
+            # shellcheck source=scripts/board-env.sh
+            . "$(dirname "${BASH_SOURCE[0]}")/board-env.sh"
+            board_install armv7-unknown-linux-musleabihf
+            p=()
+            arm-linux-gnueabihf-strip --version >/dev/null 2>&1 || p+=(binutils-arm-linux-gnueabihf)
+            [ -x /usr/sbin/mosquitto ] || p+=(mosquitto)
+            command -v mosquitto_passwd >/dev/null 2>&1 || p+=(mosquitto)
+            command -v mosquitto_sub >/dev/null 2>&1 || p+=(mosquitto-clients)
+            [ ${#p[@]} -eq 0 ] || _board_apt "${p[@]}"
+            HOST_TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+            cross_target "$1" || exit 2
+            if ! cargo nextest --version >/dev/null 2>&1; then
+                [ -z "${SKIP_INSTALL:-}" ] || cross_die "cargo-nextest not found (SKIP_INSTALL is set)"
+                cargo install --locked cargo-nextest || cross_die "cargo install cargo-nextest failed"
+            fi
+            return 0 ;;
         armv7* | arm | armhf) gnu=arm-linux-gnueabihf deb=armhf qemu=qemu-arm-static ;;
         aarch64* | arm64) gnu=aarch64-linux-gnu deb=arm64 qemu=qemu-aarch64-static ;;
         *) cross_die "unsupported target '$1' (armv7-unknown-linux-gnueabihf or aarch64-unknown-linux-gnu)" ;;

@@ -58,7 +58,7 @@ step "1/6 tools for ${TARGET:-$1}"
 cross_install "$1"
 cross_runner
 echo "target      $TARGET"
-echo "C compiler  $(command -v "$CROSS_CC") ($("$CROSS_CC" -dumpversion))"
+echo "C compiler  $(command -v "$CROSS_CC") ($("$CROSS_CC" -dumpversion 2>/dev/null))"
 echo "qemu        $(command -v "$QEMU") ($("$QEMU" --version | head -1))"
 echo "runner      $RUNNER_VAR=${!RUNNER_VAR}"
 echo "rustc       $(rustc --version)"
