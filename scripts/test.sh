@@ -115,6 +115,18 @@ scripts/cross-test.sh aarch64-unknown-linux-gnu
 step "system library on armv7: Debian's armhf Paho C in a sysroot, under qemu (scripts/system-lib-test.sh)"
 scripts/system-lib-test.sh armv7
 
+# ---------------------------------------------------------------- issue 8: board binaries, deployment
+# Each installs what it needs (zig and cargo-zigbuild from PyPI, qemu, the
+# nightly toolchain with rust-src for armv7 musl, busybox, systemd-analyze).
+step "board binaries: 3 static musl + 2 glibc-2.17 builds, checked and driven by tests/demo.rs under qemu; static TLS build (scripts/board-test.sh)"
+scripts/board-test.sh
+
+step "armv7 musl under qemu-user, no sysroot (scripts/cross-test.sh armv7-unknown-linux-musleabihf)"
+scripts/cross-test.sh armv7-unknown-linux-musleabihf
+
+step "deployment: systemd unit (systemd-analyze verify), BusyBox init script (scripts/deploy-test.sh)"
+scripts/deploy-test.sh
+
 # ---------------------------------------------------------------- issue 3 and 5: demo, benchmark
 step "the README's demo command (scripts/demo.sh)"
 scripts/demo.sh
