@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::callbacks::Slots;
 use crate::delivery::Deliveries;
+use crate::diagnose::TlsErrors;
 use crate::error::{Error, Result};
 use crate::queue::MessageQueue;
 use crate::run_thread::Exit;
@@ -73,6 +74,8 @@ pub(crate) struct Context {
     last_consumed: Exit,
     /// Last return of any message callback.
     last_returned: Exit,
+    /// OpenSSL's error texts since the last connect began.
+    tls_errors: TlsErrors,
     /// A panic caught in a callback, reported by the next API call.
     panic: Mutex<Option<String>>,
     /// Mirrors `panic.is_some()`, so API calls need no lock to check it.
@@ -102,6 +105,7 @@ impl Context {
             idle: (Mutex::new(()), Signal::new()),
             last_consumed: Exit::new(),
             last_returned: Exit::new(),
+            tls_errors: TlsErrors::default(),
             panic: Mutex::new(None),
             panicked: AtomicBool::new(false),
         }
@@ -113,6 +117,10 @@ impl Context {
 
     pub(crate) fn is_connected(&self) -> bool {
         self.connected.load(SeqCst)
+    }
+
+    pub(crate) fn tls_errors(&self) -> &TlsErrors {
+        &self.tls_errors
     }
 
     pub(crate) fn slots(&self) -> &Slots {
