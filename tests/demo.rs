@@ -352,7 +352,7 @@ fn arrival_clock(
     topic: &str,
 ) -> Result<(Client, std::sync::mpsc::Receiver<(Instant, bool)>)> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut c = common::create(uri, "clock")?;
+    let c = common::create(uri, "clock")?;
     c.set_callbacks(
         paho_mqtt_sync::Callbacks::new().on_message_arrived(move |_, m| {
             let _ = tx.send((Instant::now(), m.retained()));

@@ -199,7 +199,7 @@ fn reconnect_in_callback_body() -> anyhow::Result<()> {
     let proxy = common::Proxy::new(broker.port())?;
     let me: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
     let (tx, rx) = mpsc::channel::<Result<(), String>>();
-    let mut c = Client::create(&proxy.uri(), &common::client_id("self"), Persistence::None)?;
+    let c = Client::create(&proxy.uri(), &common::client_id("self"), Persistence::None)?;
     {
         let me = me.clone();
         c.set_callbacks(
@@ -247,7 +247,7 @@ fn reconnect_after_keepalive_loss_body() -> anyhow::Result<()> {
     let broker = broker()?;
     let proxy = common::Proxy::new(broker.port())?;
     let (tx, rx) = mpsc::channel::<()>();
-    let mut c = Client::create(&proxy.uri(), &common::client_id("ka"), Persistence::None)?;
+    let c = Client::create(&proxy.uri(), &common::client_id("ka"), Persistence::None)?;
     c.set_callbacks(
         paho_mqtt_sync::Callbacks::new().on_connection_lost(move |_| {
             let _ = tx.send(());

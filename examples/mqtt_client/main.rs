@@ -109,7 +109,7 @@ fn run(cfg: &Config) -> u8 {
         }
     };
     // Nothing to persist: every message is QoS 0.
-    let mut client = match Client::create(&cfg.broker, &cfg.client_id, Persistence::None) {
+    let client = match Client::create(&cfg.broker, &cfg.client_id, Persistence::None) {
         Ok(c) => c,
         Err(e) => {
             error!(
