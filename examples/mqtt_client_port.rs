@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     // C never calls MQTTClient_create (its `client` is uninitialized); create it here.
     let broker = setting("--broker", Some("MQTT_BROKER"), BROKER_ADDRESS);
     let client_id = setting("--client-id", Some("MQTT_CLIENT_ID"), CLIENTID);
-    let mut client = match Client::create(&broker, &client_id, Persistence::None) {
+    let client = match Client::create(&broker, &client_id, Persistence::None) {
         Ok(client) => client,
         Err(e) => return failed("create client", &e),
     };
