@@ -63,7 +63,9 @@
 //!   for the life of the process, serializes connects and disconnects, and
 //!   waits up to 100 ms before disconnecting right after a message arrived;
 //!   [`enable_anchor_client`] trades those for a loopback connection.
-//! * File persistence needs an explicit directory ([`Persistence::File`]).
+//! * File persistence needs an explicit directory ([`Persistence::File`]);
+//!   a store of your own is [`Persistence::User`] with a [`ClientPersistence`]
+//!   ([`DirStore`], feature `dir-store`, survives power cuts).
 //! * The library ignores `SIGPIPE` for the whole process, as the Rust runtime
 //!   already does for Rust programs.
 #![deny(missing_docs)]
@@ -75,11 +77,14 @@ mod context;
 mod cstr;
 mod delivery;
 mod diagnose;
+#[cfg(feature = "dir-store")]
+mod dir_store;
 mod error;
 pub mod ffi;
 mod library;
 mod message;
 mod options;
+mod persistence;
 mod queue;
 mod reconnect;
 mod run_thread;
@@ -92,12 +97,15 @@ mod trace;
 pub use callbacks::Callbacks;
 pub use client::{Client, ConnectResponse};
 pub use delivery::DeliveryToken;
+#[cfg(feature = "dir-store")]
+pub use dir_store::DirStore;
 pub use error::{ConnectError, ConnectErrorKind, ConnectReturnCode, Error, Result};
 pub use library::{library_version, version_info, yield_now};
 pub use message::{Message, QoS, MAX_PAYLOAD};
 pub use options::{
     ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY,
 };
+pub use persistence::{ClientPersistence, PersistenceError, PersistenceResult};
 pub use queue::{IntoIter, Receiver};
 pub use run_thread::enable_anchor_client;
 #[cfg(feature = "ssl")]
