@@ -45,11 +45,16 @@ impl DirStore {
     }
 
     /// The directory `open` uses for this client id and server URI:
-    /// `<base>/<client id>@<server URI>`, with every byte other than ASCII
-    /// letters, digits, `-` and `_` written as `%XX`.
+    /// `<base>/<client id>@<host:port>`, with every byte other than ASCII
+    /// letters, digits, `-` and `_` written as `%XX`. The scheme
+    /// (`tcp://`...) is left out, as the library leaves it out of the URI it
+    /// passes to `open`.
     pub fn client_dir(&self, client_id: &str, server_uri: &str) -> PathBuf {
+        let address = server_uri
+            .split_once("://")
+            .map_or(server_uri, |(_, rest)| rest);
         self.base
-            .join(format!("{}@{}", escape(client_id), escape(server_uri)))
+            .join(format!("{}@{}", escape(client_id), escape(address)))
     }
 
     fn dir(&self) -> PersistenceResult<&Path> {

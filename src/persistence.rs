@@ -167,7 +167,7 @@ impl Cell {
         let msg = match result {
             Ok(Ok(v)) => return Some(v),
             Ok(Err(e)) => format!("{what} failed: {e}"),
-            Err(p) => format!("{what} panicked: {}", panic_text(&p)),
+            Err(p) => format!("{what} panicked: {}", panic_text(&*p)),
         };
         log::error!("paho-mqtt-sync: persistence store: {msg}");
         if matches!(op, "open" | "keys" | "get") {

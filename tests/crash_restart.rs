@@ -161,7 +161,8 @@ fn crash_restart(test: &str, store: Store, qos: QoS, restart_broker: bool) -> an
     let topic = common::topic("crash");
     let sub_opts = common::options().clean_session(false);
     let sub = Client::create(&broker.uri(), &common::client_id("csub"), Persistence::None)?;
-    sub.connect(&sub_opts)?;
+    sub.connect(&sub_opts)
+        .map_err(|e| anyhow::anyhow!("subscriber: {e}\n--- broker log\n{}", broker.log()))?;
     sub.subscribe(&topic, QoS::ExactlyOnce)?;
 
     let spec = format!(
@@ -219,7 +220,8 @@ fn crash_restart(test: &str, store: Store, qos: QoS, restart_broker: bool) -> an
         in_flight,
         "restored tokens {restored:?}, the child had {in_flight} in flight"
     );
-    c.connect(&publisher_options())?;
+    c.connect(&publisher_options())
+        .map_err(|e| anyhow::anyhow!("restarted client: {e}\n--- broker log\n{}", broker.log()))?;
     for t in &restored {
         c.wait_for_completion(*t, WAIT)
             .with_context(|| format!("restored token {t:?}"))?;
