@@ -574,3 +574,32 @@ fn file_store_unusable_directory_is_a_clear_err() -> anyhow::Result<()> {
     assert!(matches!(r, Err(Error::Persistence(_))), "{r:?}");
     Ok(())
 }
+
+/// A message restored from a user store, then a connect with a clean
+/// session: the library drops it (and clears the store), and its token says
+/// so instead of waiting.
+#[test]
+fn restored_message_dropped_by_a_clean_session() -> anyhow::Result<()> {
+    let broker = Broker::new()?;
+    let id = common::client_id("uclean");
+    let topic = common::topic("uclean");
+    let base = TempDir::new("uclean")?;
+    let store = DirStore::new(base.path());
+    let dir = store.client_dir(&id, &broker.uri());
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("s-9"), stored_publish(&topic, 9, b"stale"))?;
+    let c = Client::create(&broker.uri(), &id, Persistence::User(Box::new(store)))?;
+    let restored = c.pending_delivery_tokens()?;
+    assert_eq!(restored, vec![paho_mqtt_sync::DeliveryToken::from_id(9)]);
+    c.connect(&common::options())?; // clean session
+    assert_eq!(c.pending_delivery_tokens()?, vec![]);
+    assert_eq!(
+        c.wait_for_completion(restored[0], WAIT),
+        Err(Error::Unacknowledged {
+            tokens: restored.clone(),
+            will_resend: false
+        })
+    );
+    assert!(std::fs::read_dir(&dir)?.next().is_none(), "store cleared");
+    Ok(())
+}
