@@ -546,6 +546,7 @@ fn file_store_damaged_entries_are_dropped_and_good_ones_delivered() -> anyhow::R
     std::fs::write(client_dir.join("s-40.msg"), &bytes[..bytes.len() - 3])?;
     std::fs::write(client_dir.join("s-41.msg"), [0x32u8, 0x7f])?;
     std::fs::write(client_dir.join("s-42.msg"), b"")?;
+    std::fs::write(client_dir.join("s-43.msg"), [0xffu8; 8])?; // fix 031
 
     let c = Client::create(
         &proxy.uri(),
