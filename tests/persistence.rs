@@ -604,3 +604,29 @@ fn restored_message_dropped_by_a_clean_session() -> anyhow::Result<()> {
     assert!(std::fs::read_dir(&dir)?.next().is_none(), "store cleared");
     Ok(())
 }
+
+#[test]
+fn user_store_get_error_is_a_clear_err() -> anyhow::Result<()> {
+    let (store, state) = MemStore::new();
+    {
+        let mut s = state.lock().unwrap();
+        s.entries.insert("s-1".into(), stored_publish("t", 1, b"x"));
+        s.fail.push("get");
+    }
+    match Client::create(
+        "tcp://127.0.0.1:1",
+        "uget",
+        Persistence::User(Box::new(store)),
+    ) {
+        Err(Error::Persistence(msg)) => {
+            assert!(
+                msg.contains("get(\"s-1\") failed: get fails on purpose"),
+                "{msg}"
+            )
+        }
+        other => panic!("expected Error::Persistence, got {other:?}"),
+    }
+    let seen = calls(&state);
+    assert_eq!(&seen[seen.len() - 2..], ["close", "drop"], "{seen:?}");
+    Ok(())
+}
