@@ -61,6 +61,9 @@ fn build_demo() -> Result<PathBuf> {
     if cfg!(feature = "ssl") {
         features.push("ssl");
     }
+    if cfg!(feature = "dir-store") {
+        features.push("dir-store");
+    }
     if cfg!(feature = "build_bindgen") {
         features.push("build_bindgen");
     }
@@ -449,6 +452,7 @@ fn help_and_bad_arguments() -> Result {
         "--temp-path",
         "--led-path",
         "--keepalive",
+        "--persistence-dir",
         "-v",
         "MQTT_BROKER",
         "MQTT_CLIENT_ID",
@@ -471,6 +475,7 @@ fn help_and_bad_arguments() -> Result {
         &["--client-id", ""],
         &["--password", "secret"],
         &["--broker", "nonsense://127.0.0.1:1"],
+        &["--persistence-dir", "/nonexistent/paho-sync-demo-store"],
     ];
     for args in bad {
         let out = demo_command()?
@@ -613,6 +618,39 @@ fn kill_9_leaves_the_will() -> Result {
         (text(&m).as_str(), m.qos()),
         ("Unexpected disconnection", QoS::AtMostOnce)
     );
+    Ok(())
+}
+
+/// `--persistence-dir`: the store's directory for this client id and broker
+/// is made there; a clean shutdown still works.
+#[test]
+fn persistence_dir_holds_the_store() -> Result {
+    let _w = watchdog("persistence_dir_holds_the_store", TEST_LIMIT);
+    let broker = Broker::new()?;
+    let uri = broker.uri();
+    let board = Board::new(Some("40000"))?;
+    let prefix = common::topic("demo");
+    let will = format!("{prefix}/will");
+    let store = common::TempDir::new("demostore")?;
+    let peer = watcher(&uri, &prefix)?;
+    let mut args = args(&uri, &prefix, &board);
+    args.push("--persistence-dir".into());
+    args.push(store.path().to_str().expect("UTF-8 temp dir").to_owned());
+    let mut demo = Demo::spawn(&args, &[])?;
+    expect_msg(&peer, &will, "Online", WAIT)?;
+    let dirs: Vec<_> = std::fs::read_dir(store.path())?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(dirs[0].starts_with("demo-"), "{dirs:?}");
+    if cfg!(feature = "dir-store") {
+        assert!(
+            dirs[0].ends_with(&format!("@127%2E0%2E0%2E1%3A{}", broker.port())),
+            "{dirs:?}"
+        );
+    }
+    demo.signal(libc::SIGINT)?;
+    assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0), "{}", demo.log());
     Ok(())
 }
 

@@ -17,6 +17,9 @@ pub struct Config {
     pub temp_path: PathBuf,
     pub led_dir: PathBuf,
     pub keepalive: Duration,
+    /// `--persistence-dir`: where QoS 1/2 messages in flight are kept
+    /// (`DirStore`); none by default.
+    pub persistence_dir: Option<PathBuf>,
     /// Number of `-v`: 1 adds debug logs and the library's protocol trace,
     /// 2 and more everything.
     pub verbose: u8,
@@ -56,6 +59,11 @@ OPTIONS:
     --led-path DIR       LED class directory with `trigger` and `brightness`
                          (default /sys/class/leds/sys-led)
     --keepalive SECS     MQTT keepalive, 0 turns it off (default 30)
+    --persistence-dir DIR
+                         Keep QoS 1/2 messages in flight in DIR (an existing,
+                         writable directory, e.g. on the data partition of a
+                         board with a read-only root), so they are sent after
+                         a crash or power cut (default: none, memory only)
     -v, --verbose        Debug logs and the Paho C protocol trace (-vv: all of it)
     -h, --help           This text
 
@@ -96,6 +104,7 @@ pub fn parse(
     let mut temp_path = None;
     let mut led_dir = None;
     let mut keepalive = None;
+    let mut persistence_dir = None;
     let mut verbose = 0u8;
 
     let mut args = args.into_iter();
@@ -112,7 +121,7 @@ pub fn parse(
             "-v" | "--verbose" => verbose = verbose.saturating_add(1),
             "-vv" => verbose = verbose.saturating_add(2),
             "--broker" | "--client-id" | "--username" | "--password" | "--topic-prefix"
-            | "--interval" | "--temp-path" | "--led-path" | "--keepalive" => {
+            | "--interval" | "--temp-path" | "--led-path" | "--keepalive" | "--persistence-dir" => {
                 let value = match inline {
                     Some(v) => v,
                     None => args
@@ -122,6 +131,7 @@ pub fn parse(
                 match name.as_str() {
                     "--temp-path" => temp_path = Some(PathBuf::from(value)),
                     "--led-path" => led_dir = Some(PathBuf::from(value)),
+                    "--persistence-dir" => persistence_dir = Some(PathBuf::from(value)),
                     _ => {
                         let text = value
                             .into_string()
@@ -178,6 +188,7 @@ pub fn parse(
         temp_path: temp_path.unwrap_or_else(|| "/sys/class/thermal/thermal_zone0/temp".into()),
         led_dir: led_dir.unwrap_or_else(|| "/sys/class/leds/sys-led".into()),
         keepalive,
+        persistence_dir,
         verbose,
     })
 }
