@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 mod broker;
+pub mod fake_broker;
 mod proxy;
 mod stub;
 
