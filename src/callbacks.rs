@@ -21,7 +21,6 @@
 //!   ([`Error::CallbackPanicked`]); a message whose callback panicked counts as
 //!   handled, so it is not delivered again.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
@@ -274,12 +273,24 @@ unsafe fn deliver(
     message: *mut ffi::MQTTClient_message,
 ) -> bool {
     // SAFETY: see the caller; a `topic_len` of 0 means NUL-terminated.
-    let name: Cow<'_, str> = unsafe {
-        let bytes = match usize::try_from(topic_len) {
+    let bytes = unsafe {
+        match usize::try_from(topic_len) {
             Ok(n) if n > 0 => std::slice::from_raw_parts(topic as *const u8, n),
             _ => CStr::from_ptr(topic).to_bytes(),
-        };
-        String::from_utf8_lossy(bytes)
+        }
+    };
+    // MQTT topic names are UTF-8 [MQTT-1.5.3-1]; a replacement character
+    // would let two different topics look the same, so such a message is a
+    // protocol error of the broker: dropped (and freed), with an error logged.
+    let Ok(name) = std::str::from_utf8(bytes) else {
+        log::error!(
+            "paho-mqtt-sync: client {:?} dropped a message whose topic is not UTF-8: {:?}",
+            ctx.client_id(),
+            String::from_utf8_lossy(bytes)
+        );
+        // SAFETY: the message is consumed (we return true): ours to free.
+        unsafe { free_c_message(topic, message) };
+        return true;
     };
     // SAFETY: `message` is valid and ours for the duration of the call.
     let msg = unsafe { Message::take_from_c(message) };
@@ -287,7 +298,7 @@ unsafe fn deliver(
     if ctx.slots().has_message_callback() {
         let mut slot = lock(&ctx.slots().message_arrived);
         if let Some(f) = slot.as_mut() {
-            let handled = catch_unwind(AssertUnwindSafe(|| f(&name, &msg)));
+            let handled = catch_unwind(AssertUnwindSafe(|| f(name, &msg)));
             if ctx.slots().drop_message_callback.swap(false, SeqCst) {
                 *slot = None;
             }
@@ -314,7 +325,7 @@ unsafe fn deliver(
 
     match ctx
         .queue()
-        .push((name.into_owned(), msg), ctx.client_id(), || ctx.is_quiet())
+        .push((name.to_owned(), msg), ctx.client_id(), || ctx.is_quiet())
     {
         Ok(()) => {
             // SAFETY: the payload now belongs to the queued Message; the rest is ours.

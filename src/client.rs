@@ -12,7 +12,8 @@ use crate::callbacks::{self, Callbacks, Inside};
 use crate::context::{lock, Context};
 use crate::cstr::{cstring, with_cstr};
 use crate::delivery::DeliveryToken;
-use crate::error::{check, ConnectReturnCode, Error, Result};
+use crate::diagnose::{diagnose, is_tls_uri};
+use crate::error::{check, ConnectErrorKind, ConnectReturnCode, Error, Result};
 use crate::ffi;
 use crate::message::{check_payload_len, Message, QoS};
 use crate::options::{ConnectOptions, CreateOptions, MqttVersion, Persistence, RawConnectOptions};
@@ -55,6 +56,9 @@ struct Inner {
     /// subscribe and an unsubscribe of one client overlap, and the two could
     /// pick up each other's acknowledgement (both go through `m->pack`).
     commands: Mutex<()>,
+    /// The URI given to `create` (empty for `from_raw`), for diagnosing
+    /// failed connects.
+    server_uri: String,
 }
 
 // SAFETY: the handle is only passed to MQTTClient_* functions, which lock the
@@ -171,7 +175,7 @@ impl Client {
             });
         }
         // SAFETY: the handle was just created and is owned by nobody else.
-        unsafe { Self::adopt(handle, client_id, options.receive_capacity) }
+        unsafe { Self::adopt(handle, server_uri, client_id, options.receive_capacity) }
     }
 
     /// Takes ownership of a handle made by C code with `MQTTClient_create` and
@@ -187,13 +191,14 @@ impl Client {
         }
         crate::library::check_library()?;
         // SAFETY: guaranteed by the caller.
-        unsafe { Self::adopt(handle, "", receive_capacity) }
+        unsafe { Self::adopt(handle, "", "", receive_capacity) }
     }
 
     /// # Safety
     /// As for [`Client::from_raw`]; on error the handle is destroyed.
     unsafe fn adopt(
         mut handle: ffi::MQTTClient,
+        server_uri: &str,
         client_id: &str,
         capacity: usize,
     ) -> Result<Client> {
@@ -219,6 +224,7 @@ impl Client {
                 handle,
                 ctx,
                 commands: Mutex::new(()),
+                server_uri: server_uri.to_owned(),
             }),
         };
         // QoS 1/2 messages restored from file persistence are in flight too.
@@ -278,22 +284,59 @@ impl Client {
     }
 
     /// Connects to the broker (`MQTTClient_connect`). A CONNACK refusal is
-    /// [`Error::ConnectionRefused`] with the broker's return code. A network
-    /// failure (connection refused, host unreachable, time-out, TLS handshake)
-    /// is `Error::Library(-1)` (`MQTTCLIENT_FAILURE`), as in C, which says no
-    /// more; [`set_trace_level`](crate::set_trace_level) shows which step failed.
+    /// [`Error::ConnectionRefused`] with the broker's return code. A failure
+    /// before the broker answered (host not resolved, connection refused,
+    /// no CONNACK in time, TLS certificate or host name not verified, TLS
+    /// handshake failed, protocol rejected) is [`Error::Connect`], whose
+    /// [`ConnectError::kind`](crate::ConnectError::kind) says which, with
+    /// `code()` -1 as in C (see [`ConnectError`](crate::ConnectError) for how
+    /// the crate finds out).
+    ///
+    /// A client that is connected already gets [`Error::AlreadyConnected`]
+    /// (the library would open a second connection and leak the first
+    /// socket). An `ssl://` (or `mqtts://`, `wss://`) URI without
+    /// [`ConnectOptions::ssl`] settings is an [`Error::InvalidArgument`]
+    /// before anything is sent.
     ///
     /// May be called from a connection-lost callback to reconnect.
     pub fn connect(&self, options: &ConnectOptions) -> Result<ConnectResponse> {
         self.enter()?;
         let mut raw = options.raw()?;
-        let deadline = Instant::now().checked_add(options.timeout());
+        let uris: Vec<&str> = if options.uris().is_empty() {
+            vec![self.inner.server_uri.as_str()]
+        } else {
+            options.uris().iter().map(String::as_str).collect()
+        };
+        if let Some(uri) = uris.iter().find(|u| is_tls_uri(u)) {
+            if !options.has_tls() {
+                return Err(Error::InvalidArgument(format!(
+                    "{uri} is a TLS URI, but the connect options have no TLS settings \
+                     (ConnectOptions::ssl)"
+                )));
+            }
+        }
+        // SAFETY: valid handle.
+        if unsafe { ffi::MQTTClient_isConnected(self.inner.handle) } != 0 {
+            return Err(Error::AlreadyConnected);
+        }
+        let started = Instant::now();
+        let deadline = started.checked_add(options.timeout());
         let first = match options.version() {
             MqttVersion::Default => MqttVersion::V3_1_1,
             v => v,
         };
+        let explain = |result: Result<ConnectResponse>| match result {
+            Err(Error::Library(ffi::MQTTCLIENT_FAILURE)) => Err(Error::Connect(diagnose(
+                &uris,
+                &self.ctx().tls_errors().take(),
+                started.elapsed(),
+                options.timeout(),
+            ))),
+            other => other,
+        };
+        self.ctx().tls_errors().take();
         let after_refusal = self.ctx().take_refused();
-        let mut result = self.connect_version(&mut raw, first, deadline, after_refusal);
+        let mut result = explain(self.connect_version(&mut raw, first, deadline, after_refusal));
         if options.version() == MqttVersion::Default {
             // The fallback to MQTT 3.1, for brokers that reject 3.1.1 with
             // CONNACK code 1 or by closing the connection, within the time left.
@@ -303,10 +346,13 @@ impl Client {
                     ConnectReturnCode::UnacceptableProtocolVersion
                 ))
             );
-            if (refused || matches!(result, Err(Error::Library(ffi::MQTTCLIENT_FAILURE))))
+            let rejected = matches!(&result, Err(Error::Connect(e))
+                if e.kind() == ConnectErrorKind::ProtocolRejected);
+            if (refused || rejected)
                 && time_left(deadline).is_none_or(|l| l >= Duration::from_secs(1))
             {
-                result = self.connect_version(&mut raw, MqttVersion::V3_1, deadline, refused);
+                result =
+                    explain(self.connect_version(&mut raw, MqttVersion::V3_1, deadline, refused));
             }
         }
         if matches!(result, Err(Error::ConnectionRefused(_))) {
@@ -360,7 +406,7 @@ impl Client {
         let handle = self.inner.handle;
         let mut returned = (0, 0, String::new());
         let _lifecycle = crate::run_thread::connecting();
-        let rc = raw.with(version, timeout, |c| {
+        let rc = raw.with(version, timeout, self.ctx().tls_errors(), |c| {
             // SAFETY: `c` and everything it points to live until `with` returns.
             let rc = crate::run_thread::connect(|| unsafe { ffi::MQTTClient_connect(handle, c) });
             if rc == ffi::MQTTCLIENT_SUCCESS {
@@ -424,7 +470,7 @@ impl Client {
     ) -> Result<DeliveryToken> {
         let ctx = self.ctx();
         let tracked = qos != QoS::AtMostOnce;
-        ctx.begin_publish(tracked);
+        ctx.begin_publish(tracked)?;
         let mut token: ffi::MQTTClient_deliveryToken = 0;
         let rc = call(&mut token);
         if tracked {
@@ -439,7 +485,10 @@ impl Client {
     /// passed to C without a copy. Returns the delivery token (0 for QoS 0).
     ///
     /// When the in-flight window is full (one message with
-    /// `reliable(true)`), waits for an acknowledgement first.
+    /// `reliable(true)`), waits for an acknowledgement first, up to the
+    /// command timeout ([`set_command_timeout`](Self::set_command_timeout),
+    /// 10 s by default), then returns [`Error::Timeout`] (C's
+    /// `MQTTClient_publish` would wait for ever).
     pub fn publish(
         &self,
         topic: &str,
@@ -631,7 +680,8 @@ impl Client {
     }
 
     /// How long subscribe and unsubscribe wait for the broker's
-    /// acknowledgement (`MQTTClient_setCommandTimeout`; at least 5 s, default 10 s).
+    /// acknowledgement (`MQTTClient_setCommandTimeout`; at least 5 s, default
+    /// 10 s), and how long a publish waits for room in a full in-flight window.
     pub fn set_command_timeout(&self, timeout: Duration) -> Result<()> {
         self.enter()?;
         if timeout < Duration::from_secs(5) {
@@ -649,7 +699,9 @@ impl Client {
         let _t = lock(&self.inner.commands);
         // SAFETY: valid handle; the lock keeps subscribe and unsubscribe,
         // which read the value, from running at the same time.
-        check(unsafe { ffi::MQTTClient_setCommandTimeout(self.inner.handle, ms) })
+        check(unsafe { ffi::MQTTClient_setCommandTimeout(self.inner.handle, ms) })?;
+        self.ctx().set_command_timeout(Duration::from_secs(secs));
+        Ok(())
     }
 }
 

@@ -13,16 +13,21 @@
 //! last callback ([`Exit`], run_thread.rs); the bundled library does that
 //! itself.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::callbacks::Slots;
 use crate::delivery::Deliveries;
+use crate::diagnose::TlsErrors;
 use crate::error::{Error, Result};
 use crate::queue::MessageQueue;
 use crate::run_thread::Exit;
 use crate::signal::Signal;
+
+/// The library's default command timeout (`MQTTClient_createWithOptions`
+/// sets `commandTimeout` to 10 s).
+pub(crate) const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Locks a mutex, ignoring poisoning: user code never runs while one of the
 /// crate's own locks is held, and the data stays consistent.
@@ -49,6 +54,9 @@ pub(crate) struct Context {
     refused: AtomicBool,
     /// Mirrors `state.deliveries.has_room()` so QoS 0 publishes skip the lock.
     room: AtomicBool,
+    /// The command timeout in milliseconds, also the limit of a publish's
+    /// wait for room in the in-flight window.
+    command_timeout_ms: AtomicU64,
     queue: Arc<MessageQueue>,
     slots: Slots,
     /// The client is being dropped: callbacks run no user code.
@@ -66,6 +74,8 @@ pub(crate) struct Context {
     last_consumed: Exit,
     /// Last return of any message callback.
     last_returned: Exit,
+    /// OpenSSL's error texts since the last connect began.
+    tls_errors: TlsErrors,
     /// A panic caught in a callback, reported by the next API call.
     panic: Mutex<Option<String>>,
     /// Mirrors `panic.is_some()`, so API calls need no lock to check it.
@@ -85,6 +95,7 @@ impl Context {
             connected: AtomicBool::new(false),
             refused: AtomicBool::new(false),
             room: AtomicBool::new(true),
+            command_timeout_ms: AtomicU64::new(DEFAULT_COMMAND_TIMEOUT.as_millis() as u64),
             queue: Arc::new(MessageQueue::new(receive_capacity)),
             slots: Slots::default(),
             closing: AtomicBool::new(false),
@@ -94,6 +105,7 @@ impl Context {
             idle: (Mutex::new(()), Signal::new()),
             last_consumed: Exit::new(),
             last_returned: Exit::new(),
+            tls_errors: TlsErrors::default(),
             panic: Mutex::new(None),
             panicked: AtomicBool::new(false),
         }
@@ -105,6 +117,10 @@ impl Context {
 
     pub(crate) fn is_connected(&self) -> bool {
         self.connected.load(SeqCst)
+    }
+
+    pub(crate) fn tls_errors(&self) -> &TlsErrors {
+        &self.tls_errors
     }
 
     pub(crate) fn slots(&self) -> &Slots {
@@ -192,18 +208,41 @@ impl Context {
     /// section, so concurrent publishers never overfill the window (which would
     /// send `MQTTClient_publish` into its sleeping wait). Must be followed by
     /// [`Context::end_publish`] when `tracked`.
-    pub(crate) fn begin_publish(&self, tracked: bool) {
+    ///
+    /// Waits for room at most the command timeout: a broker that never
+    /// acknowledges must not block every later publish forever (C's
+    /// `MQTTClient_publish` does); then [`Error::Timeout`].
+    pub(crate) fn begin_publish(&self, tracked: bool) -> Result<()> {
         if !tracked && self.room.load(SeqCst) {
-            return;
+            return Ok(());
         }
+        let deadline = Instant::now().checked_add(self.command_timeout());
         let mut s = lock(&self.state);
         while self.is_connected() && !s.deliveries.has_room() {
-            s = self.wait_state(s, None);
+            let wait = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(Error::Timeout),
+                },
+                None => None,
+            };
+            s = self.wait_state(s, wait);
         }
         if tracked {
             s.deliveries.begin();
             self.room.store(s.deliveries.has_room(), SeqCst);
         }
+        Ok(())
+    }
+
+    /// How long commands wait for the broker (`Client::set_command_timeout`).
+    pub(crate) fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.command_timeout_ms.load(SeqCst))
+    }
+
+    pub(crate) fn set_command_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.command_timeout_ms.store(ms, SeqCst);
     }
 
     /// A tracked publish returned; `token` when it succeeded.

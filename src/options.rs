@@ -289,6 +289,19 @@ impl ConnectOptions {
         self
     }
 
+    /// The server URIs given (`server_uris`; empty: the create URI).
+    pub(crate) fn uris(&self) -> &[String] {
+        &self.server_uris
+    }
+
+    /// Whether TLS settings are given.
+    pub(crate) fn has_tls(&self) -> bool {
+        #[cfg(feature = "ssl")]
+        return self.ssl.is_some();
+        #[cfg(not(feature = "ssl"))]
+        false
+    }
+
     /// Whether the session is clean (used by the client's bookkeeping).
     pub(crate) fn is_clean_session(&self) -> bool {
         self.clean_session
@@ -426,10 +439,12 @@ impl RawConnectOptions<'_> {
     /// Calls `f` with the C options struct (and the will struct it points to),
     /// both valid only during the call, for one connect attempt with MQTT
     /// version `version` that may take `timeout`.
+    /// OpenSSL's error texts go to `tls_errors` (see `SslOptions`).
     pub(crate) fn with<R>(
         &mut self,
         version: MqttVersion,
         timeout: Duration,
+        tls_errors: &crate::diagnose::TlsErrors,
         f: impl FnOnce(&mut ffi::MQTTClient_connectOptions) -> R,
     ) -> R {
         let o = self.opts;
@@ -475,8 +490,10 @@ impl RawConnectOptions<'_> {
             c.serverURIcount = self.uri_count;
             c.serverURIs = self.uri_ptrs.as_ptr();
         }
+        #[cfg(not(feature = "ssl"))]
+        let _ = tls_errors;
         #[cfg(feature = "ssl")]
-        let mut ssl_raw = self.ssl.as_ref().map(crate::ssl::RawSslOptions::c_struct);
+        let mut ssl_raw = self.ssl.as_ref().map(|s| s.c_struct(tls_errors));
         #[cfg(feature = "ssl")]
         if let Some(s) = ssl_raw.as_mut() {
             c.ssl = s;
@@ -494,7 +511,7 @@ mod tests {
     fn defaults_equal_the_initializer() {
         let o = ConnectOptions::new();
         let mut raw = o.raw().unwrap();
-        raw.with(o.version(), o.timeout(), |c| {
+        raw.with(o.version(), o.timeout(), &Default::default(), |c| {
             let d = ffi::MQTTClient_connectOptions::default();
             assert_eq!(c.struct_version, d.struct_version);
             assert_eq!(c.keepAliveInterval, d.keepAliveInterval);
@@ -536,7 +553,7 @@ mod tests {
             .server_uris(&["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"])
             .mqtt_version(MqttVersion::V3_1_1);
         let mut raw = o.raw().unwrap();
-        raw.with(o.version(), o.timeout(), |c| {
+        raw.with(o.version(), o.timeout(), &Default::default(), |c| {
             assert_eq!(c.keepAliveInterval, 2);
             assert_eq!(c.cleansession, 0);
             assert_eq!(c.connectTimeout, 2);

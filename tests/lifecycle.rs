@@ -41,10 +41,14 @@ fn good() -> ConnectOptions {
 /// passed (disconnecting each one when `disconnect`); fails on the first
 /// connect that fails, a healthy broker on loopback being the other end.
 /// Returns the number of connects.
+///
+/// With `stop_race_tolerated`, a connect that fails with -1 is retried once
+/// (see [`fallback_cannot_close_the_stop_race`]).
 fn connect_repeatedly(
     uri: &str,
     for_how_long: Duration,
     disconnect: bool,
+    stop_race_tolerated: bool,
 ) -> anyhow::Result<usize> {
     let deadline = Instant::now() + for_how_long;
     let mut attempts = 0;
@@ -52,7 +56,15 @@ fn connect_repeatedly(
         attempts += 1;
         let b = Client::create(uri, &common::client_id("b"), Persistence::None)?;
         let t0 = Instant::now();
-        b.connect(&good()).map_err(|e| {
+        let mut result = b.connect(&good());
+        if stop_race_tolerated && matches!(result, Err(paho_mqtt_sync::Error::Library(-1))) {
+            eprintln!(
+                "connect #{attempts}: -1 after {:?} (the known race), retrying",
+                t0.elapsed()
+            );
+            result = b.connect(&good());
+        }
+        result.map_err(|e| {
             anyhow::anyhow!(
                 "connect #{attempts} failed after {:?}: {e:?} (a healthy broker on loopback)",
                 t0.elapsed()
@@ -84,7 +96,7 @@ fn connect_during_disconnect_body() -> anyhow::Result<()> {
         }
         Ok(())
     });
-    let result = connect_repeatedly(&broker.uri(), Duration::from_secs(5), false);
+    let result = connect_repeatedly(&broker.uri(), Duration::from_secs(5), false, false);
     stop.store(true, SeqCst);
     let churn_result = churn.join().expect("churn thread");
     result?;
@@ -138,7 +150,12 @@ fn connect_during_connection_loss_body() -> anyhow::Result<()> {
                 }
             });
         }
-        let result = connect_repeatedly(&broker.uri(), Duration::from_secs(10), true);
+        let result = connect_repeatedly(
+            &broker.uri(),
+            Duration::from_secs(10),
+            true,
+            fallback_cannot_close_the_stop_race(),
+        );
         stop.store(true, SeqCst);
         let losses = losing.join().expect("losing thread")?;
         let attempts = result?;
@@ -147,14 +164,24 @@ fn connect_during_connection_loss_body() -> anyhow::Result<()> {
     })
 }
 
-/// Paho C 1.3.16 race, prevented by the binding's connected anchor client
-/// (src/anchor.rs): when the library's own thread finds the last connected
-/// client's socket broken, it disconnects it and calls `MQTTClient_stop` on
-/// itself (sets `tostop`, does not wait). A connect on another thread before
-/// that thread has exited would see `running == 1`, start no thread, and wait
-/// for a CONNACK nobody reads: -1 after the full connect timeout. Seen once
-/// before the fix (connect #40 failed after 4.0 s); the window is microseconds
-/// wide.
+/// Whether this run uses a system library without the anchor client: the
+/// crate's default workarounds cannot close the race of
+/// [`connect_while_another_client_loses_its_connection`] from outside the
+/// library (the library's thread decides on its own to stop), so there a
+/// connect may fail with -1 after its timeout, and a retry succeeds.
+fn fallback_cannot_close_the_stop_race() -> bool {
+    !cfg!(feature = "bundled")
+        && std::env::var_os("PAHO_MQTT_SYNC_TEST_ANCHOR").is_none_or(|v| v != "1")
+}
+
+/// Paho C 1.3.16 race, fixed in the bundled build, prevented with a system
+/// library by the opt-in anchor client (src/run_thread/): when the library's
+/// own thread finds the last connected client's socket broken, it
+/// disconnects it and calls `MQTTClient_stop` on itself (sets `tostop`, does
+/// not wait). A connect on another thread before that thread has exited
+/// would see `running == 1`, start no thread, and wait for a CONNACK nobody
+/// reads: -1 after the full connect timeout. Seen once before the fix
+/// (connect #40 failed after 4.0 s); the window is microseconds wide.
 #[test]
 fn connect_while_another_client_loses_its_connection() -> anyhow::Result<()> {
     in_child(

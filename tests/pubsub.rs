@@ -624,3 +624,53 @@ fn subscribe_interrupted_by_a_connection_loss_returns_by_the_command_timeout() -
     }
     Ok(())
 }
+
+#[test]
+fn a_topic_that_is_not_utf8_is_dropped_not_mangled() -> anyhow::Result<()> {
+    // A scripted server sends "nonutf8/\xff" and then "nonutf8/ok": the
+    // first is a protocol error of the server and must not come out with a
+    // replacement character (two topics could then look the same).
+    let port = common::stub_mqtt_server()?;
+    let c = Client::create(
+        &format!("tcp://127.0.0.1:{port}"),
+        &common::client_id("nonutf8"),
+        Persistence::None,
+    )?;
+    c.connect(&common::options())?;
+    c.subscribe("nonutf8/#", QoS::AtMostOnce)?;
+    let (topic, msg) = common::recv(&c, WAIT)?;
+    assert_eq!(
+        (topic.as_str(), msg.payload()),
+        ("nonutf8/ok", &b"good"[..])
+    );
+    assert!(c.receive(Duration::from_millis(200))?.is_none());
+    Ok(())
+}
+
+#[test]
+fn a_full_window_that_is_never_acknowledged_times_out_publishes() -> anyhow::Result<()> {
+    // The scripted server never acknowledges a PUBLISH: with one message in
+    // flight allowed (the default), the next publish waits for room up to
+    // the command timeout instead of for ever.
+    let port = common::stub_mqtt_server()?;
+    let c = Client::create(
+        &format!("tcp://127.0.0.1:{port}"),
+        &common::client_id("noack"),
+        Persistence::None,
+    )?;
+    c.connect(&common::options())?;
+    c.set_command_timeout(Duration::from_secs(5))?;
+    c.publish("noack/1", b"1", QoS::AtLeastOnce, false)?;
+    for qos in [QoS::AtLeastOnce, QoS::AtMostOnce] {
+        let t0 = Instant::now();
+        let e = c.publish("noack/2", b"2", qos, false).unwrap_err();
+        assert_eq!(e, Error::Timeout, "{qos:?}");
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_secs(4) && waited < Duration::from_secs(60),
+            "{qos:?}: waited {waited:?}"
+        );
+    }
+    assert!(c.is_connected());
+    Ok(())
+}

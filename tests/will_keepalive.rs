@@ -108,13 +108,15 @@ fn will_is_published_when_the_broker_times_the_client_out() -> anyhow::Result<()
     )?;
     let start = Instant::now();
     proxy.stall();
-    let (t, m) = common::recv(&observer, Duration::from_secs(10))?;
+    let (t, m) = common::recv(&observer, Duration::from_secs(20))?;
     assert_eq!((t.as_str(), m.payload()), (topic.as_str(), &b"gone\0!"[..]));
     let took = start.elapsed();
     // MQTT says 1.5 keepalive intervals; Mosquitto 2.0.11 checks keepalives
-    // coarsely and takes about 5 s for a 1 s keepalive.
+    // coarsely and takes about 5 s for a 1 s keepalive. The upper bound only
+    // rules out "not by keepalive at all" (the log line below names the
+    // cause), so it leaves room for a loaded machine.
     assert!(
-        took >= Duration::from_millis(1500) && took < Duration::from_secs(8),
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(15),
         "{took:?}"
     );
     assert!(broker
@@ -165,10 +167,13 @@ fn stalled_connection_is_detected_by_keepalive() -> anyhow::Result<()> {
     c.connect(&opts)?;
     let start = Instant::now();
     proxy.stall();
-    let (at, cause) = lost_rx.recv_timeout(Duration::from_secs(8))?;
+    let (at, cause) = lost_rx.recv_timeout(Duration::from_secs(10))?;
     let took = at - start;
+    // Measured: 2.5 s with Paho C 1.3.16 on an idle machine. The upper
+    // bound leaves room for a loaded one and still rules out anything but
+    // keepalive (TCP alone would take minutes to give up).
     assert!(
-        took > Duration::from_millis(500) && took < Duration::from_secs(4),
+        took > Duration::from_millis(500) && took < Duration::from_secs(6),
         "connection loss noticed after {took:?}"
     );
     // The MQTT 3 client gives no cause.

@@ -290,6 +290,7 @@ impl Demo<'_> {
                     return Connect::Exit(EXIT_REFUSED);
                 }
                 Error::ConnectionRefused(_)
+                | Error::Connect(_)
                 | Error::Library(_)
                 | Error::Disconnected
                 | Error::Timeout => {

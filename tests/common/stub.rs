@@ -6,7 +6,9 @@ use std::time::Duration;
 /// A minimal scripted MQTT 3.1.1 server on 127.0.0.1, for the few replies a
 /// real Mosquitto never sends: CONNECT gets CONNACK 0, PINGREQ gets PINGRESP,
 /// SUBSCRIBE gets a SUBACK granting the requested QoS, except `0x80` (refused)
-/// for filters starting with `refuse`, UNSUBSCRIBE gets UNSUBACK; everything
+/// for filters starting with `refuse`, and for a first filter starting with
+/// `nonutf8` two messages follow (topic `nonutf8/\xff`, not UTF-8, then
+/// `nonutf8/ok`); UNSUBSCRIBE gets UNSUBACK; everything
 /// else is ignored (no message routing). Its threads live as long as the
 /// process. Returns the port.
 pub fn stub_mqtt_server() -> anyhow::Result<u16> {
@@ -65,6 +67,14 @@ pub fn stub_mqtt_server() -> anyhow::Result<u16> {
                                 }
                                 let mut r = vec![0x90, (2 + codes.len()) as u8, body[0], body[1]];
                                 r.extend(codes);
+                                if body[4..].starts_with(b"nonutf8") {
+                                    // Two QoS 0 PUBLISHes: topic "nonutf8/\xff"
+                                    // (not UTF-8), then "nonutf8/ok".
+                                    r.extend([0x30, 14, 0, 9]);
+                                    r.extend(b"nonutf8/\xffbad");
+                                    r.extend([0x30, 16, 0, 10]);
+                                    r.extend(b"nonutf8/okgood");
+                                }
                                 r
                             }
                             10 if body.len() >= 2 => vec![0xb0, 0x02, body[0], body[1]],
