@@ -512,6 +512,10 @@ fn max_incoming_packet_size_is_settable() -> anyhow::Result<()> {
         c.connect(&common::options())?;
         let (_, m) = common::recv(&c, WAIT)?;
         ensure!(m.payload().len() == 2000 && c.is_connected());
+        // Not this case's subject: a disconnect racing the library's thread
+        // right after a message callback double-frees in 1.3.16 (the
+        // lifecycle fixes 010-019 cover it).
+        std::thread::sleep(Duration::from_millis(100));
         c.disconnect(Duration::from_secs(1))?;
         // SAFETY: as above.
         ensure!(unsafe { MQTTClient_setMaxIncomingPacketSize(0) } == size);
@@ -742,4 +746,205 @@ fn stray_publish_acks_are_harmless() -> anyhow::Result<()> {
         c.disconnect(Duration::from_secs(1))?;
         broker.finish(WAIT)
     })
+}
+
+// ---------------------------------------------------------------------------
+// MQTT 5 (026-disconnect-auth-leak.patch, 027-mqtt5-property-bounds.patch),
+// through the raw C API: the safe API speaks MQTT 3 only.
+
+mod v5 {
+    use std::ffi::{c_char, c_int, c_void, CString};
+    use std::ptr;
+
+    use anyhow::bail;
+    use paho_mqtt_sync::ffi;
+
+    /// A raw MQTT 5 client in callback mode (so the library's thread reads
+    /// its packets); destroyed when dropped.
+    pub struct Client(ffi::MQTTClient);
+
+    /// Frees every message (nobody reads them).
+    unsafe extern "C" fn arrived(
+        _context: *mut c_void,
+        topic: *mut c_char,
+        _len: c_int,
+        mut message: *mut ffi::MQTTClient_message,
+    ) -> c_int {
+        // SAFETY: the library hands over both and expects them freed here.
+        unsafe {
+            ffi::MQTTClient_freeMessage(&mut message);
+            ffi::MQTTClient_free(topic.cast());
+        }
+        1
+    }
+
+    impl Client {
+        /// Creates a client for `uri` and connects with MQTT 5; returns the
+        /// client and `MQTTClient_connect5`'s reason code.
+        pub fn connect(uri: &str, id: &str) -> anyhow::Result<(Client, c_int)> {
+            let uri = CString::new(uri)?;
+            let id = CString::new(id)?;
+            let mut create = ffi::MQTTClient_createOptions {
+                struct_id: [
+                    b'M' as c_char,
+                    b'Q' as c_char,
+                    b'C' as c_char,
+                    b'O' as c_char,
+                ],
+                struct_version: 0,
+                MQTTVersion: ffi::MQTTVERSION_5,
+            };
+            let mut handle: ffi::MQTTClient = ptr::null_mut();
+            // SAFETY: valid out pointer, strings and options for the call.
+            let rc = unsafe {
+                ffi::MQTTClient_createWithOptions(
+                    &mut handle,
+                    uri.as_ptr(),
+                    id.as_ptr(),
+                    ffi::MQTTCLIENT_PERSISTENCE_NONE,
+                    ptr::null_mut(),
+                    &mut create,
+                )
+            };
+            if rc != 0 {
+                bail!("MQTTClient_createWithOptions: {rc}");
+            }
+            let client = Client(handle);
+            // SAFETY: valid handle; `arrived` frees what it is given; no context.
+            let rc = unsafe {
+                ffi::MQTTClient_setCallbacks(handle, ptr::null_mut(), None, Some(arrived), None)
+            };
+            if rc != 0 {
+                bail!("MQTTClient_setCallbacks: {rc}");
+            }
+            // SAFETY: all-zero is a valid value for this plain C struct
+            // (integers and null pointers); the fields that matter are set below,
+            // as MQTTClient_connectOptions_initializer5 sets them.
+            let mut opts: ffi::MQTTClient_connectOptions = unsafe { std::mem::zeroed() };
+            opts.struct_id = [
+                b'M' as c_char,
+                b'Q' as c_char,
+                b'T' as c_char,
+                b'C' as c_char,
+            ];
+            opts.struct_version = 8;
+            opts.keepAliveInterval = 10;
+            opts.reliable = 1;
+            opts.connectTimeout = 5;
+            opts.MQTTVersion = ffi::MQTTVERSION_5;
+            opts.maxInflightMessages = -1;
+            opts.cleanstart = 1;
+            // SAFETY: valid handle and options; no properties.
+            let resp = unsafe {
+                ffi::MQTTClient_connect5(handle, &mut opts, ptr::null_mut(), ptr::null_mut())
+            };
+            let code = resp.reasonCode as c_int;
+            // SAFETY: the response came from MQTTClient_connect5 and is freed once.
+            unsafe { ffi::MQTTResponse_free(resp) };
+            Ok((client, code))
+        }
+
+        pub fn is_connected(&self) -> bool {
+            // SAFETY: valid handle.
+            unsafe { ffi::MQTTClient_isConnected(self.0) != 0 }
+        }
+    }
+
+    impl Drop for Client {
+        fn drop(&mut self) {
+            // SAFETY: valid handle, destroyed once; disconnecting a client
+            // that is not connected only returns an error.
+            unsafe {
+                ffi::MQTTClient_disconnect(self.0, 0);
+                ffi::MQTTClient_destroy(&mut self.0);
+            }
+        }
+    }
+}
+
+/// An MQTT 5 CONNACK: success, no properties.
+fn connack5() -> Vec<u8> {
+    pkt::packet(common::fake_broker::CONNACK << 4, &[0, 0, 0])
+}
+
+/// An MQTT 5 server sends DISCONNECT (reason 0x8B, server shutting down) and
+/// keeps the TCP connection open; another sends AUTH. 1.3.16 hands both to its
+/// callback thread, which without a disconnected callback (and for AUTH,
+/// always) neither frees nor acts on them: the packet leaks and the client
+/// stays "connected". Fixed: freed, and the connection is closed (lost).
+#[test]
+fn mqtt5_server_disconnect_and_auth_are_freed() -> anyhow::Result<()> {
+    case(
+        "mqtt5_server_disconnect_and_auth_are_freed",
+        Some(Bug {
+            fix: "026-disconnect-auth-leak.patch",
+            always: true,
+        }),
+        || {
+            use common::fake_broker::{CONNECT, DISCONNECT};
+            let auth = 15u8;
+            for (name, packet) in [
+                ("DISCONNECT", pkt::packet(DISCONNECT << 4, &[0x8b, 0])),
+                ("AUTH", pkt::packet(auth << 4, &[0x18, 0])),
+            ] {
+                let broker = FakeBroker::start(move |l| {
+                    let mut c = l.accept(SCRIPT_WAIT)?;
+                    let connect = c.expect(CONNECT, SCRIPT_WAIT)?;
+                    ensure!(connect.protocol_level()? == 5);
+                    c.write(&connack5())?;
+                    std::thread::sleep(Duration::from_millis(300));
+                    c.write(&packet)?;
+                    c.wait_closed(Duration::from_secs(5));
+                    Ok(())
+                })?;
+                let (client, rc) = v5::Client::connect(&broker.uri(), &common::client_id("v5"))?;
+                ensure!(rc == 0, "connect5: {rc}");
+                let lost = common::wait_until(Duration::from_secs(3), || !client.is_connected());
+                drop(client);
+                broker.finish(WAIT)?;
+                ensure!(lost, "still connected after the server's {name}");
+            }
+            Ok(())
+        },
+    )
+}
+
+/// MQTT 5 CONNACKs whose properties do not fit: a properties length cut
+/// short, a property running past the declared length, a length longer than
+/// the packet. Every connect fails, without a crash. 1.3.16 reads past the
+/// packet buffer (valgrind shows it) and, depending on what lies there,
+/// fails or accepts the CONNACK.
+#[test]
+fn mqtt5_malformed_properties_close_the_connection() -> anyhow::Result<()> {
+    case(
+        "mqtt5_malformed_properties_close_the_connection",
+        Some(Bug {
+            fix: "027-mqtt5-property-bounds.patch",
+            always: false,
+        }),
+        || {
+            use common::fake_broker::{CONNACK, CONNECT};
+            for body in [
+                vec![0u8, 0, 0x80],          // length VBI continues past the end
+                vec![0, 0, 2, 0x27, 0],      // 4-byte property in a 2-byte block
+                vec![0, 0, 1, 0x21, 0, 0],   // 2-byte property in a 1-byte block
+                vec![0, 0, 9, 0x24, 1],      // length longer than the packet
+                vec![0, 0, 3, 0x1f, 0, 200], // string longer than the packet
+            ] {
+                let packet = pkt::packet(CONNACK << 4, &body);
+                let broker = FakeBroker::start(move |l| {
+                    let mut c = l.accept(SCRIPT_WAIT)?;
+                    c.expect(CONNECT, SCRIPT_WAIT)?;
+                    c.write(&packet)?;
+                    c.wait_closed(Duration::from_secs(5));
+                    Ok(())
+                })?;
+                let (client, rc) = v5::Client::connect(&broker.uri(), &common::client_id("v5p"))?;
+                ensure!(rc != 0, "CONNACK {body:?} accepted");
+                drop(client);
+                broker.finish(WAIT)?;
+            }
+            Ok(())
+        },
+    )
 }
