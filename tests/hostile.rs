@@ -345,6 +345,40 @@ fn stray_acks_do_not_leak() -> anyhow::Result<()> {
     })
 }
 
+/// The broker writes a CONNACK and a malformed packet (a five-byte remaining
+/// length) in one go. 1.3.16's thread parks the CONNACK, then fails on the
+/// next packet, but the connect takes the CONNACK anyway and reports success
+/// on a connection whose stream is broken, and that stays "connected". Fixed:
+/// the connect fails (or the connection is reported lost).
+#[test]
+fn bad_packet_right_behind_the_connack() -> anyhow::Result<()> {
+    case(
+        "bad_packet_right_behind_the_connack",
+        Some(Bug {
+            fix: "020-ack-slot.patch",
+            always: false,
+        }),
+        || {
+            let broker = FakeBroker::start(|l| {
+                let mut c = l.accept(SCRIPT_WAIT)?;
+                c.expect(common::fake_broker::CONNECT, SCRIPT_WAIT)?;
+                let mut bytes = pkt::connack(0, 0);
+                bytes.extend([PUBLISH << 4, 0xff, 0xff, 0xff, 0xff, 0x01]);
+                c.write(&bytes)?;
+                c.wait_closed(SCRIPT_WAIT);
+                Ok(())
+            })?;
+            let c = common::create(&broker.uri(), "behind")?;
+            let r = c.connect(&common::options());
+            let lost = r.is_err() || lost_within(&c, Duration::from_secs(3));
+            let _ = c.disconnect(Duration::from_secs(1));
+            broker.finish(WAIT)?;
+            ensure!(lost, "connected ({r:?}) over a broken stream");
+            Ok(())
+        },
+    )
+}
+
 /// A SUBACK with fewer return codes than the SUBSCRIBE had filters. 1.3.16
 /// reports the missing ones granted at the QoS asked for. Fixed: an error.
 #[test]
