@@ -379,6 +379,54 @@ fn bad_packet_right_behind_the_connack() -> anyhow::Result<()> {
     )
 }
 
+/// CONNACKs no broker sends: a reserved return code, and a body cut to one
+/// byte or to none. Each connect fails with an error, in time. (1.3.16
+/// already copes.)
+#[test]
+fn malformed_connacks_fail_the_connect() -> anyhow::Result<()> {
+    case("malformed_connacks_fail_the_connect", None, || {
+        use common::fake_broker::{CONNACK, CONNECT};
+        // Kept to the end: destroying the process's last client while the
+        // library's thread stops races in 1.3.16 (the lifecycle fixes
+        // 010-019 cover it), which is not this case's subject.
+        let mut clients = Vec::new();
+        for (i, answer) in [
+            pkt::connack(0, 0x99),
+            pkt::packet(CONNACK << 4, &[0]),
+            pkt::packet(CONNACK << 4, &[]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let broker = FakeBroker::start(move |l| {
+                // Every CONNECT (the binding may retry) gets the same answer;
+                // a connection without one (the binding's probe after a
+                // failure) gets none.
+                while let Some(mut c) = l.try_accept(Duration::from_secs(2)) {
+                    if c.expect(CONNECT, Duration::from_secs(2)).is_ok() {
+                        c.write(&answer)?;
+                        c.wait_closed(Duration::from_secs(3));
+                    }
+                }
+                Ok(())
+            })?;
+            let c = common::create(&broker.uri(), "badcack")?;
+            let t0 = Instant::now();
+            let r = c.connect(&common::options().mqtt_version(MqttVersion::V3_1_1));
+            let took = t0.elapsed();
+            clients.push(c);
+            broker.finish(WAIT)?;
+            match r {
+                Err(Error::ConnectionRefused(code)) if i == 0 => ensure!(code.code() == 0x99),
+                Err(_) if i > 0 => {}
+                r => bail!("answer {i}: {r:?}"),
+            }
+            ensure!(took < Duration::from_secs(6), "answer {i}: {took:?}");
+        }
+        Ok(())
+    })
+}
+
 /// A SUBACK with fewer return codes than the SUBSCRIBE had filters. 1.3.16
 /// reports the missing ones granted at the QoS asked for. Fixed: an error.
 #[test]
