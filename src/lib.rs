@@ -81,6 +81,7 @@ mod library;
 mod message;
 mod options;
 mod queue;
+mod reconnect;
 mod run_thread;
 mod signal;
 #[cfg(feature = "ssl")]

@@ -175,6 +175,7 @@ pub struct ConnectOptions {
     max_inflight: Option<u32>,
     server_uris: Vec<String>,
     mqtt_version: MqttVersion,
+    reconnect: Option<(Duration, Duration)>,
     #[cfg(feature = "ssl")]
     ssl: Option<crate::ssl::SslOptions>,
 }
@@ -193,6 +194,7 @@ impl Default for ConnectOptions {
             max_inflight: None,
             server_uris: Vec::new(),
             mqtt_version: MqttVersion::Default,
+            reconnect: None,
             #[cfg(feature = "ssl")]
             ssl: None,
         }
@@ -282,6 +284,26 @@ impl ConnectOptions {
         self
     }
 
+    /// Reconnect by itself after a lost connection (the crate's, not C's
+    /// `MQTTAsync` option): wait `min`, connect with these same options, and
+    /// after each failed attempt wait twice as long, up to `max` (each wait
+    /// shortened at random by up to a quarter), until a connect succeeds, the
+    /// broker refuses the connection (reported through
+    /// [`Callbacks::on_reconnect_stopped`](crate::Callbacks::on_reconnect_stopped)),
+    /// or [`Client::disconnect`](crate::Client::disconnect) or a drop stops it.
+    /// Each success runs [`Callbacks::on_connected`](crate::Callbacks::on_connected)
+    /// (resubscribe there when `session_present()` is false). `min` must be
+    /// more than zero and at most `max`.
+    pub fn automatic_reconnect(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect = Some((min, max));
+        self
+    }
+
+    /// The waits of [`ConnectOptions::automatic_reconnect`], if set.
+    pub(crate) fn reconnect_backoff(&self) -> Option<(Duration, Duration)> {
+        self.reconnect
+    }
+
     /// TLS settings (`ssl`), for `ssl://` and `mqtts://` URIs.
     #[cfg(feature = "ssl")]
     pub fn ssl(mut self, ssl: crate::ssl::SslOptions) -> Self {
@@ -332,6 +354,13 @@ impl ConnectOptions {
         let keep_alive = whole_secs(self.keep_alive, 0, "keep alive interval", 65_535)?;
         c_connect_timeout(self.connect_timeout)?;
         let retry_interval = whole_secs(self.retry_interval, 0, "retry interval", i32::MAX)?;
+        if let Some((min, max)) = self.reconnect {
+            if min.is_zero() || min > max {
+                return Err(Error::InvalidArgument(
+                    "automatic_reconnect needs 0 < min <= max".into(),
+                ));
+            }
+        }
         if self.max_inflight == Some(0) {
             return Err(Error::InvalidArgument(
                 "max_inflight_messages must be at least 1".into(),

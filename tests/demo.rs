@@ -352,7 +352,7 @@ fn arrival_clock(
     topic: &str,
 ) -> Result<(Client, std::sync::mpsc::Receiver<(Instant, bool)>)> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut c = common::create(uri, "clock")?;
+    let c = common::create(uri, "clock")?;
     c.set_callbacks(
         paho_mqtt_sync::Callbacks::new().on_message_arrived(move |_, m| {
             let _ = tx.send((Instant::now(), m.retained()));
@@ -922,5 +922,45 @@ fn verbose_adds_the_library_trace() -> Result {
     demo.signal(libc::SIGINT)?;
     assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0));
     check_log_format(&demo.log())?;
+    Ok(())
+}
+
+/// The connection is cut every few seconds: each time the demo is back
+/// within its first backoff step (the automatic reconnect's backoff grows
+/// with failed attempts, not with drops that reconnect at once), announces
+/// `Online`, and the LED follows a command sent right after that within a
+/// second.
+#[test]
+fn led_follows_commands_through_repeated_cuts() -> Result {
+    let _w = watchdog("led_follows_commands_through_repeated_cuts", TEST_LIMIT);
+    let broker = Broker::new()?;
+    let proxy = common::Proxy::new(broker.port())?;
+    let board = Board::new(Some("43000"))?;
+    let prefix = common::topic("demo");
+    let (will, led) = (format!("{prefix}/will"), format!("{prefix}/led"));
+    let peer = watcher(&broker.uri(), &prefix)?;
+    let demo = Demo::spawn(&args(&proxy.uri(), &prefix, &board), &[])?;
+    expect_msg(&peer, &will, "Online", WAIT)?;
+    demo.expect_log("subscribed to", WAIT)?;
+    let commands: [(&[u8], (&str, &str)); 2] = [(b"1", ("none", "1")), (b"0", ("none", "0"))];
+    for round in 0..6 {
+        std::thread::sleep(Duration::from_secs(2));
+        proxy.cut();
+        expect_msg(&peer, &will, "Unexpected disconnection", WAIT)?;
+        // First backoff step 1 s (less jitter), on a loaded machine more.
+        expect_msg(&peer, &will, "Online", Duration::from_secs(5))?;
+        let (payload, (trigger, brightness)) = commands[round % 2];
+        publish(&peer, &led, payload)?;
+        let followed = wait_until(Duration::from_secs(1), || {
+            board.led_state() == (trigger.to_owned(), brightness.to_owned())
+        });
+        if !followed {
+            bail!(
+                "round {round}: LED files are {:?} a second after {:?}",
+                board.led_state(),
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
     Ok(())
 }

@@ -317,7 +317,13 @@ fn default_version_falls_back_to_3_1_and_hides_the_session() -> anyhow::Result<(
 
     proxy.refuse_next(1);
     let r = c.connect(&opts)?;
-    assert_eq!(proxy.accepted(), 3, "one refused attempt, then the 3.1 one");
+    // The refused 3.1.1 attempt, the crate's one probe connection that
+    // tells a protocol rejection from a network failure, then the 3.1 one.
+    assert_eq!(
+        proxy.accepted(),
+        4,
+        "one refused attempt, a probe, then 3.1"
+    );
     assert_eq!(r.mqtt_version(), MqttVersion::V3_1);
     assert!(!r.session_present());
     // ... yet the session and its queued message were there.

@@ -100,7 +100,7 @@ fn receive_works_while_another_client_uses_callbacks() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let topic = common::topic("mix");
     let (tx, cb_rx) = mpsc::channel::<Vec<u8>>();
-    let mut with_cb = common::create(&broker.uri(), "mixcb")?;
+    let with_cb = common::create(&broker.uri(), "mixcb")?;
     with_cb.set_callbacks(
         Callbacks::new().on_message_arrived(move |_, m| tx.send(m.payload().to_vec()).is_ok()),
     )?;
@@ -220,7 +220,7 @@ fn start_consuming_replaces_the_message_callback() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let t = common::topic("switch");
     let (tx, cb_rx) = mpsc::channel::<Vec<u8>>();
-    let mut c = common::create(&broker.uri(), "switch")?;
+    let c = common::create(&broker.uri(), "switch")?;
     c.set_callbacks(
         Callbacks::new().on_message_arrived(move |_, m| tx.send(m.payload().to_vec()).is_ok()),
     )?;
@@ -254,7 +254,7 @@ fn start_consuming_from_inside_the_message_callback() -> anyhow::Result<()> {
     let me: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
     let (rx_tx, rx_rx) = mpsc::channel::<Receiver>();
     let calls = Arc::new(AtomicUsize::new(0));
-    let mut c = common::create(&broker.uri(), "inside")?;
+    let c = common::create(&broker.uri(), "inside")?;
     {
         let (me, calls) = (me.clone(), calls.clone());
         c.set_callbacks(Callbacks::new().on_message_arrived(move |_, _| {
