@@ -189,3 +189,40 @@ impl ClientPersistence for DirStore {
         Ok(self.path(key)?.is_file())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_keys_remove_clear() -> PersistenceResult<()> {
+        let base = std::env::temp_dir().join(format!("paho-sync-dirstore-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir(&base)?;
+        let mut s = DirStore::new(&base);
+        assert!(s.put("s-1", &[b"x"]).is_err(), "not open yet");
+        let dir = s.client_dir("id/1", "tcp://h:1");
+        assert_eq!(dir, base.join("id%2F1@h%3A1"));
+        fs::create_dir(&dir)?;
+        fs::write(dir.join(".tmp-s-9"), b"cut short")?;
+        s.open("id/1", "h:1")?;
+        assert!(!dir.join(".tmp-s-9").exists(), "leftover removed by open");
+        s.put("s-1", &[b"ab", b"", b"cd"])?;
+        s.put("s-1", &[b"new"])?;
+        s.put("sc-2", &[b"z"])?;
+        assert_eq!(s.get("s-1")?, b"new");
+        let mut keys = s.keys()?;
+        keys.sort();
+        assert_eq!(keys, ["s-1", "sc-2"]);
+        assert!(s.contains_key("sc-2")? && !s.contains_key("r-3")?);
+        assert!(s.put("../x", &[b"x"]).is_err() && s.put(".tmp-x", &[b"x"]).is_err());
+        s.remove("s-1")?;
+        s.remove("s-1")?; // already gone: fine
+        assert_eq!(s.keys()?, ["sc-2"]);
+        s.clear()?;
+        assert!(s.keys()?.is_empty());
+        s.close()?;
+        fs::remove_dir_all(&base)?;
+        Ok(())
+    }
+}

@@ -86,7 +86,10 @@ pub enum Error {
     /// A callback of this client panicked since the last call; the panic was
     /// caught on the library's thread and is reported once, here. `code()` -1.
     CallbackPanicked(String),
-    /// The file persistence directory is unusable (`MQTTCLIENT_PERSISTENCE_ERROR`, -2).
+    /// The store cannot be used (`MQTTCLIENT_PERSISTENCE_ERROR`, -2): the file
+    /// persistence directory is unusable, or a user store's `open`, `keys` or
+    /// `get` failed or panicked while the client was created (the text names
+    /// the method and its error).
     Persistence(String),
     /// A payload is not UTF-8 (`payload_str`). `code()` is
     /// `MQTTCLIENT_BAD_UTF8_STRING` (-5).

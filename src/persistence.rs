@@ -18,9 +18,10 @@
 //!   buffer); a damaged entry is logged and handed to the library in a form
 //!   it rejects safely, so it removes the entry and restores the others.
 //!
-//! The library calls the store with its global mutex held, so the store
-//! needs no locking of its own; it is behind a `Mutex` here anyway (the trait
-//! takes `&mut self`), so its methods must not call back into the client.
+//! The library calls the store from the application's threads (publish,
+//! create, destroy) and from its background thread (acknowledgements); the
+//! crate serializes the calls with a `Mutex` (the trait takes `&mut self`),
+//! so a store method must not call back into the client.
 
 use std::ffi::{c_void, CStr};
 use std::os::raw::{c_char, c_int};
@@ -60,8 +61,7 @@ pub type PersistenceResult<T> = std::result::Result<T, PersistenceError>;
 /// only the log shows it.
 ///
 /// The methods are called on the application's threads and on the library's
-/// background thread, one at a time (the library holds its global mutex), and
-/// must not call into the client.
+/// background thread, one at a time, and must not call into the client.
 pub trait ClientPersistence: Send {
     /// Opens (or creates) the store for this client id and server URI
     /// (`Persistence_open`). Called once, when the client is created.
