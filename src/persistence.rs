@@ -373,7 +373,7 @@ unsafe extern "C" fn p_keys(
             if !ok {
                 log::warn!("paho-mqtt-sync: persistence store: key {k:?} skipped (empty or with a NUL byte)");
             }
-            ok
+            ok && queue_entry_usable(c, k)
         })
         .collect();
     let Ok(n) = c_int::try_from(list.len()) else {
@@ -438,6 +438,59 @@ unsafe extern "C" fn p_containskey(handle: *mut c_void, key: *mut c_char) -> c_i
         Some(true) => OK,
         _ => ERR,
     }
+}
+
+/// Whether a key is not a queue entry (`q-`, `q5-`), or one the library can
+/// read: it parses queue entries without any bounds check, and stops
+/// restoring the queue at the first entry it cannot get, so a damaged one is
+/// logged, removed from the store and left out of the key list here.
+fn queue_entry_usable(c: &Cell, key: &str) -> bool {
+    if !matches!(key.split('-').next(), Some("q" | "q5")) {
+        return true;
+    }
+    let Some(data) = c.call("get", Some(key), |s| s.get(key)) else {
+        return false;
+    };
+    match check_queue_entry(key, &data) {
+        Ok(()) => true,
+        Err(why) => {
+            log::warn!(
+                "paho-mqtt-sync: persistence store: entry {key:?} is damaged ({why}); removed"
+            );
+            let _ = c.call("remove", Some(key), |s| s.remove(key));
+            false
+        }
+    }
+}
+
+/// Checks a stored queue entry (a received message not yet handed to the
+/// application), laid out by `MQTTPersistence_persistQueueEntry` as C `int`s
+/// in the machine's byte order: payload length, payload, QoS, retained, dup,
+/// packet id, topic with its NUL, topic length (MQTT 5: then properties).
+pub(crate) fn check_queue_entry(key: &str, data: &[u8]) -> std::result::Result<(), String> {
+    const INT: usize = size_of::<c_int>();
+    let int_at = |at: usize| -> Option<c_int> {
+        let b = data.get(at..at + INT)?;
+        Some(c_int::from_ne_bytes(b.try_into().ok()?))
+    };
+    let payload_len = int_at(0).ok_or("shorter than a payload length")?;
+    let payload_len =
+        usize::try_from(payload_len).map_err(|_| format!("payload length {payload_len}"))?;
+    let topic_at = INT
+        .checked_add(payload_len)
+        .and_then(|n| n.checked_add(4 * INT))
+        .filter(|&n| n <= data.len())
+        .ok_or("shorter than its payload")?;
+    let nul = data[topic_at..]
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or("topic without its NUL")?;
+    let end = topic_at + nul + 1 + INT;
+    let v5 = key.starts_with("q5-");
+    if end > data.len() || (!v5 && end != data.len()) {
+        return Err(format!("{} bytes, the fields need {end}", data.len()));
+    }
+    Ok(())
 }
 
 /// What the library gets instead of a damaged entry: a packet of type 0,
@@ -538,5 +591,31 @@ mod tests {
         assert_eq!(check_entry("sc-1", &[0x62, 2, 0, 1]), Ok(()));
         assert!(check_entry("sc-1", &[0x62, 1, 0]).is_err());
         assert_eq!(check_entry("q-1", b"anything"), Ok(()));
+    }
+
+    #[test]
+    fn queue_entries_are_checked() {
+        use super::check_queue_entry;
+        let int = |v: i32| v.to_ne_bytes().to_vec();
+        let mut good = int(2);
+        good.extend(b"hi");
+        for v in [1, 0, 0, 7] {
+            good.extend(int(v));
+        }
+        good.extend(b"a/b\0");
+        good.extend(int(3));
+        assert_eq!(check_queue_entry("q-1", &good), Ok(()));
+        for cut in [0, 3, 6, good.len() - 4, good.len() - 1] {
+            assert!(check_queue_entry("q-1", &good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut huge = good.clone();
+        huge[..4].copy_from_slice(&int(i32::MAX));
+        assert!(check_queue_entry("q-1", &huge).is_err());
+        huge[..4].copy_from_slice(&int(-5));
+        assert!(check_queue_entry("q-1", &huge).is_err());
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(check_queue_entry("q-1", &longer).is_err());
+        assert_eq!(check_queue_entry("q5-1", &longer), Ok(()));
     }
 }
