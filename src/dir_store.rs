@@ -26,8 +26,9 @@ use crate::persistence::{ClientPersistence, PersistenceResult};
 /// This relies on the file system keeping `fsync` and `rename` promises
 /// (ext4, f2fs, UBIFS, JFFS2 do; FAT on an SD card may lose the directory
 /// entry of a renamed file; storage that acknowledges writes before it made
-/// them durable defeats any store). Each `put` costs two `fsync`s: on flash,
-/// that bounds the QoS 1/2 publish rate (see BENCHMARKS.md).
+/// them durable defeats any store). Each `put` costs two `fsync`s and each
+/// `remove` one (three per QoS 1 message, six per QoS 2 message): that bounds
+/// the QoS 1/2 publish rate (see BENCHMARKS.md).
 #[derive(Debug)]
 pub struct DirStore {
     base: PathBuf,
