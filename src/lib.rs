@@ -100,7 +100,7 @@ pub use delivery::DeliveryToken;
 #[cfg(feature = "dir-store")]
 pub use dir_store::DirStore;
 pub use error::{ConnectError, ConnectErrorKind, ConnectReturnCode, Error, Result};
-pub use library::{library_version, version_info, yield_now};
+pub use library::{library_version, set_max_incoming_packet_size, version_info, yield_now};
 pub use message::{Message, QoS, MAX_PAYLOAD};
 pub use options::{
     ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY,

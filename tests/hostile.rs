@@ -554,12 +554,6 @@ fn huge_declared_packet_is_refused_before_allocation() -> anyhow::Result<()> {
     )
 }
 
-#[cfg(feature = "bundled")]
-extern "C" {
-    /// Patch-only export of 021-max-incoming-packet-size.patch.
-    fn MQTTClient_setMaxIncomingPacketSize(size: usize) -> usize;
-}
-
 /// The limit counts the whole packet, fixed header included: a packet of
 /// exactly the limit is delivered, one byte more closes the connection; 0
 /// restores the default. Only the patched library has the setting.
@@ -578,8 +572,7 @@ fn max_incoming_packet_size_is_settable() -> anyhow::Result<()> {
             }
             Ok(())
         })?;
-        // SAFETY: sets a process-wide limit (a size_t under the library's mutex).
-        let default = unsafe { MQTTClient_setMaxIncomingPacketSize(size - 1) };
+        let default = paho_mqtt_sync::set_max_incoming_packet_size(Some(size - 1))?;
         ensure!(default == 16 * 1024 * 1024, "default {default}");
         let c = connected(&broker, "maxpkt")?;
         ensure!(
@@ -588,17 +581,15 @@ fn max_incoming_packet_size_is_settable() -> anyhow::Result<()> {
             size - 1
         );
         ensure!(common::recv(&c, Duration::from_millis(100)).is_err());
-        // SAFETY: as above.
-        let previous = unsafe { MQTTClient_setMaxIncomingPacketSize(size) };
+        let previous = paho_mqtt_sync::set_max_incoming_packet_size(Some(size))?;
         ensure!(previous == size - 1);
         c.connect(&common::options())?;
         let (_, m) = common::recv(&c, WAIT)?;
         ensure!(m.payload().len() == 2000 && c.is_connected());
         c.disconnect(Duration::from_secs(1))?;
-        // SAFETY: as above.
-        ensure!(unsafe { MQTTClient_setMaxIncomingPacketSize(0) } == size);
-        // SAFETY: as above.
-        ensure!(unsafe { MQTTClient_setMaxIncomingPacketSize(0) } == 16 * 1024 * 1024);
+        ensure!(paho_mqtt_sync::set_max_incoming_packet_size(None)? == size);
+        ensure!(paho_mqtt_sync::set_max_incoming_packet_size(None)? == 16 * 1024 * 1024);
+        ensure!(paho_mqtt_sync::set_max_incoming_packet_size(Some(0)).is_err());
         broker.finish(WAIT)
     })
 }
