@@ -606,7 +606,10 @@ mod tests {
         good.extend(int(3));
         assert_eq!(check_queue_entry("q-1", &good), Ok(()));
         for cut in [0, 3, 6, good.len() - 4, good.len() - 1] {
-            assert!(check_queue_entry("q-1", &good[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                check_queue_entry("q-1", &good[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut huge = good.clone();
         huge[..4].copy_from_slice(&int(i32::MAX));

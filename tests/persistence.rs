@@ -459,6 +459,7 @@ fn user_store_damaged_entries_are_dropped_and_good_ones_delivered() -> anyhow::R
     std::fs::write(dir.join("s-6"), b"")?; // empty (a power cut with C's file store)
     std::fs::write(dir.join("sc-7"), [0x62u8, 2, 0])?; // a PUBREL cut short
     std::fs::write(dir.join(".tmp-s-8"), &good[..4])?; // a put cut short
+
     // A received message not yet handed over, cut short (the library reads
     // these without bounds checks): payload length 1000, then nothing.
     std::fs::write(dir.join("q-5"), 1000i32.to_ne_bytes())?;
