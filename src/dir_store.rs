@@ -10,7 +10,7 @@ use crate::persistence::{ClientPersistence, PersistenceResult};
 
 /// A power-cut-safe store for [`Persistence::User`](crate::Persistence::User):
 /// one file per key in a directory of its own per client id and server URI,
-/// below a base directory (feature `dir-store`, on by default; std only).
+/// below a base directory (std only; in every build, bundled or not).
 ///
 /// * `put` writes `.tmp-<key>`, `fsync`s it, renames it to `<key>` and
 ///   `fsync`s the directory: when `put` returns, the entry is on the storage,

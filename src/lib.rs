@@ -65,7 +65,7 @@
 //!   [`enable_anchor_client`] trades those for a loopback connection.
 //! * File persistence needs an explicit directory ([`Persistence::File`]);
 //!   a store of your own is [`Persistence::User`] with a [`ClientPersistence`]
-//!   ([`DirStore`], feature `dir-store`, survives power cuts).
+//!   ([`DirStore`] survives power cuts).
 //! * The library ignores `SIGPIPE` for the whole process, as the Rust runtime
 //!   already does for Rust programs.
 #![deny(missing_docs)]
@@ -77,7 +77,6 @@ mod context;
 mod cstr;
 mod delivery;
 mod diagnose;
-#[cfg(feature = "dir-store")]
 mod dir_store;
 mod error;
 pub mod ffi;
@@ -97,7 +96,6 @@ mod trace;
 pub use callbacks::Callbacks;
 pub use client::{Client, ConnectResponse};
 pub use delivery::DeliveryToken;
-#[cfg(feature = "dir-store")]
 pub use dir_store::DirStore;
 pub use error::{ConnectError, ConnectErrorKind, ConnectReturnCode, Error, Result};
 pub use library::{library_version, set_max_incoming_packet_size, version_info, yield_now};

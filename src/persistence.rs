@@ -10,9 +10,7 @@
 //! * never let a panic cross into C: a panic, like an `Err`, becomes
 //!   `MQTTCLIENT_PERSISTENCE_ERROR` and is logged (target `paho_mqtt_sync`);
 //! * hand C the memory it frees (the `get` buffer, the `keys` array and
-//!   strings) allocated with `MQTTClient_malloc`, the library's own
-//!   allocator, so it is right whatever allocator (or heap tracking) the
-//!   library was built with;
+//!   strings) allocated the way the library frees it (see [`c_alloc`]);
 //! * check every stored MQTT packet that `get` returns before the library
 //!   parses it (the library trusts its framing and reads past a short
 //!   buffer); a damaged entry is logged and handed to the library in a form
@@ -216,11 +214,63 @@ unsafe fn text<'a>(s: *const c_char) -> Option<&'a str> {
     }
 }
 
-/// `len` bytes copied into memory from `MQTTClient_malloc` (at least one
-/// byte, so a null return always means out of memory).
+/// Memory the library may `free()`.
+///
+/// The bundled build calls `MQTTClient_malloc`, the library's own
+/// allocator (plain `malloc`: it is built with `HIGH_PERFORMANCE`, without
+/// heap tracking). A system library may predate `MQTTClient_malloc` (Debian
+/// 12's 1.3.11 has none; 1.3.16 has it), so it is looked up at run time
+/// and used when present; otherwise memory comes from the C `malloc`. A
+/// system library built with heap tracking (CMake's default) then cannot
+/// find the block when it frees it: it logs an error and leaks it (the few
+/// entries read when a client is created), but frees nothing it does not own.
+fn c_alloc(size: usize) -> *mut c_void {
+    #[cfg(feature = "bundled")]
+    {
+        // SAFETY: plain allocation; callers check for null.
+        unsafe { ffi::MQTTClient_malloc(size) }
+    }
+    #[cfg(not(feature = "bundled"))]
+    match library_malloc() {
+        // SAFETY: plain allocation; callers check for null.
+        Some(malloc) => unsafe { malloc(size) },
+        // SAFETY: as above.
+        None => unsafe { libc::malloc(size) },
+    }
+}
+
+/// Frees what [`c_alloc`] returned, when the library will not.
+///
+/// # Safety
+/// `p` comes from [`c_alloc`] and is not used afterwards.
+unsafe fn c_free(p: *mut c_void) {
+    #[cfg(not(feature = "bundled"))]
+    if library_malloc().is_none() {
+        // SAFETY: from libc::malloc (see c_alloc).
+        unsafe { libc::free(p) };
+        return;
+    }
+    // SAFETY: from MQTTClient_malloc, which MQTTClient_free matches.
+    unsafe { ffi::MQTTClient_free(p) }
+}
+
+/// `MQTTClient_malloc` of the linked system library, if it has one.
+#[cfg(not(feature = "bundled"))]
+fn library_malloc() -> Option<unsafe extern "C" fn(usize) -> *mut c_void> {
+    type Malloc = unsafe extern "C" fn(usize) -> *mut c_void;
+    static FOUND: std::sync::OnceLock<Option<Malloc>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // SAFETY: a NUL-terminated name; dlsym has no other preconditions.
+        let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"MQTTClient_malloc".as_ptr()) };
+        // SAFETY: when present, the symbol is `void* MQTTClient_malloc(size_t)`.
+        (!sym.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, Malloc>(sym) })
+    })
+}
+
+/// `len` bytes copied into memory the library frees (at least one byte, so
+/// a null return always means out of memory).
 fn c_copy(bytes: &[u8]) -> *mut c_char {
-    // SAFETY: plain allocation; the result is checked for null.
-    let p = unsafe { ffi::MQTTClient_malloc(bytes.len().max(1)) }.cast::<u8>();
+    let p = c_alloc(bytes.len().max(1)).cast::<u8>();
     if !p.is_null() {
         // SAFETY: `p` has room for `bytes.len()` bytes and does not overlap.
         unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
@@ -387,9 +437,7 @@ unsafe extern "C" fn p_keys(
         }
         return OK;
     }
-    // SAFETY: plain allocation, checked for null.
-    let array = unsafe { ffi::MQTTClient_malloc(list.len() * size_of::<*mut c_char>()) }
-        .cast::<*mut c_char>();
+    let array = c_alloc(list.len() * size_of::<*mut c_char>()).cast::<*mut c_char>();
     if array.is_null() {
         return ERR;
     }
@@ -400,11 +448,11 @@ unsafe extern "C" fn p_keys(
         let s = c_copy(&bytes);
         if s.is_null() {
             for j in 0..i {
-                // SAFETY: strings 0..i were allocated above, as was the array.
-                unsafe { ffi::MQTTClient_free((*array.add(j)).cast()) };
+                // SAFETY: strings 0..i and the array come from c_alloc.
+                unsafe { c_free((*array.add(j)).cast()) };
             }
             // SAFETY: as above.
-            unsafe { ffi::MQTTClient_free(array.cast()) };
+            unsafe { c_free(array.cast()) };
             return ERR;
         }
         // SAFETY: `array` has room for `list.len()` pointers.

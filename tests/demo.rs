@@ -61,9 +61,6 @@ fn build_demo() -> Result<PathBuf> {
     if cfg!(feature = "ssl") {
         features.push("ssl");
     }
-    if cfg!(feature = "dir-store") {
-        features.push("dir-store");
-    }
     if cfg!(feature = "build_bindgen") {
         features.push("build_bindgen");
     }
@@ -643,12 +640,10 @@ fn persistence_dir_holds_the_store() -> Result {
         .collect::<std::io::Result<_>>()?;
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     assert!(dirs[0].starts_with("demo-"), "{dirs:?}");
-    if cfg!(feature = "dir-store") {
-        assert!(
-            dirs[0].ends_with(&format!("@127%2E0%2E0%2E1%3A{}", broker.port())),
-            "{dirs:?}"
-        );
-    }
+    assert!(
+        dirs[0].ends_with(&format!("@127%2E0%2E0%2E1%3A{}", broker.port())),
+        "{dirs:?}"
+    );
     demo.signal(libc::SIGINT)?;
     assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0), "{}", demo.log());
     Ok(())

@@ -115,15 +115,10 @@ fn run(cfg: &Config) -> u8 {
     };
     // The demo's own messages are QoS 0 and need no store; with
     // --persistence-dir, QoS 1/2 messages in flight (yours, if you add any)
-    // survive a crash, and with DirStore (temp file + fsync + rename) a power
-    // cut too; built without the `dir-store` feature, the C library's file
-    // store is used (no fsync).
+    // survive a crash and a power cut (DirStore: temp file + fsync + rename).
     let persistence = match &cfg.persistence_dir {
         None => Persistence::None,
-        #[cfg(feature = "dir-store")]
         Some(dir) => Persistence::User(Box::new(paho_mqtt_sync::DirStore::new(dir))),
-        #[cfg(not(feature = "dir-store"))]
-        Some(dir) => Persistence::File(dir.clone()),
     };
     let client = match Client::create(&cfg.broker, &cfg.client_id, persistence) {
         Ok(c) => c,
