@@ -634,3 +634,39 @@ fn user_store_get_error_is_a_clear_err() -> anyhow::Result<()> {
     assert_eq!(&seen[seen.len() - 2..], ["close", "drop"], "{seen:?}");
     Ok(())
 }
+
+/// Damaged queue entries (`q-`: received messages not yet handed to the
+/// application) in the library's file store: the library parses them
+/// without bounds checks (fix 032 in the bundled build). Run in a child
+/// process, so a crash fails this test instead of the whole binary.
+#[test]
+#[cfg_attr(
+    not(feature = "bundled"),
+    ignore = "BUG (fixed in the bundled build, fix 032): an empty or short q- file in the library's file store crashes MQTTClient_create (SIGSEGV in MQTTPersistence_restoreQueueEntry)"
+)]
+fn file_store_damaged_queue_entries_do_not_crash() -> anyhow::Result<()> {
+    common::in_child(
+        "file_store_damaged_queue_entries_do_not_crash",
+        Duration::from_secs(60),
+        || {
+            let dir = TempDir::new("fqueue")?;
+            let client_dir = dir.path().join("fqueue-127.0.0.1-1");
+            std::fs::create_dir(&client_dir)?;
+            std::fs::write(client_dir.join("q-1.msg"), b"")?;
+            std::fs::write(client_dir.join("q-2.msg"), 100_000_000i32.to_ne_bytes())?;
+            let mut long = 64i32.to_ne_bytes().to_vec();
+            long.extend([b'x'; 10]);
+            std::fs::write(client_dir.join("q-3.msg"), &long)?;
+            let c = Client::create(
+                "tcp://127.0.0.1:1",
+                "fqueue",
+                Persistence::File(dir.path().to_path_buf()),
+            );
+            assert!(c.is_ok(), "{:?}", c.err());
+            let left: Vec<_> = std::fs::read_dir(&client_dir)?.collect();
+            assert!(left.is_empty(), "damaged entries removed: {left:?}");
+            drop(c);
+            Ok(())
+        },
+    )
+}
