@@ -8,7 +8,8 @@
 //! |---|---|
 //! | `MQTTClient_create` / `createWithOptions` | [`Client::create`] / [`Client::create_with_options`] |
 //! | `MQTTClient_setCallbacks` | [`Client::set_callbacks`] with [`Callbacks`] |
-//! | `MQTTClient_connect` | [`Client::connect`] with [`ConnectOptions`], [`WillOptions`] |
+//! | `MQTTClient_connect` | [`Client::connect`] with [`ConnectOptions`], [`WillOptions`]; failures: [`ConnectError`] |
+//! | (`MQTTAsync`'s automatic reconnect) | [`ConnectOptions::automatic_reconnect`], [`Callbacks::on_connected`] |
 //! | `MQTTClient_publish` / `publishMessage` | [`Client::publish`] / [`Client::publish_message`] |
 //! | `MQTTClient_waitForCompletion` | [`Client::wait_for_completion`] |
 //! | `MQTTClient_getPendingDeliveryTokens` | [`Client::pending_delivery_tokens`] |
@@ -22,6 +23,7 @@
 //! | `MQTTClient_destroy` | `Drop` |
 //! | `MQTTClient_strerror` | [`Error`]'s `Display` |
 //! | `MQTTClient_getVersionInfo` | [`version_info`] |
+//! | `MQTTClient_setMaxIncomingPacketSize` (bundled build's fix 021) | [`set_max_incoming_packet_size`] |
 //! | `MQTTClient_setTraceCallback` / `setTraceLevel` | [`set_trace_level`] (to the `log` crate) |
 //!
 //! The raw C API stays available in [`ffi`].
