@@ -60,6 +60,41 @@ pub type PersistenceResult<T> = std::result::Result<T, PersistenceError>;
 ///
 /// The methods are called on the application's threads and on the library's
 /// background thread, one at a time, and must not call into the client.
+///
+/// ```no_run
+/// use std::collections::HashMap;
+/// use paho_mqtt_sync::{Client, ClientPersistence, DirStore, Persistence, PersistenceResult};
+///
+/// /// Keeps entries in memory (survives a reconnect, not a restart).
+/// #[derive(Default)]
+/// struct Memory(HashMap<String, Vec<u8>>);
+///
+/// impl ClientPersistence for Memory {
+///     fn open(&mut self, _id: &str, _uri: &str) -> PersistenceResult<()> { Ok(()) }
+///     fn close(&mut self) -> PersistenceResult<()> { Ok(()) }
+///     fn put(&mut self, key: &str, buffers: &[&[u8]]) -> PersistenceResult<()> {
+///         self.0.insert(key.to_owned(), buffers.concat());
+///         Ok(())
+///     }
+///     fn get(&mut self, key: &str) -> PersistenceResult<Vec<u8>> {
+///         Ok(self.0.get(key).cloned().ok_or("no such key")?)
+///     }
+///     fn remove(&mut self, key: &str) -> PersistenceResult<()> {
+///         self.0.remove(key);
+///         Ok(())
+///     }
+///     fn keys(&mut self) -> PersistenceResult<Vec<String>> { Ok(self.0.keys().cloned().collect()) }
+///     fn clear(&mut self) -> PersistenceResult<()> { self.0.clear(); Ok(()) }
+///     fn contains_key(&mut self, key: &str) -> PersistenceResult<bool> { Ok(self.0.contains_key(key)) }
+/// }
+///
+/// # fn main() -> paho_mqtt_sync::Result<()> {
+/// let _c = Client::create("tcp://127.0.0.1:1883", "board-1", Persistence::User(Box::new(Memory::default())))?;
+/// // On a board: files that survive a power cut.
+/// let _d = Client::create("tcp://127.0.0.1:1883", "board-2", Persistence::User(Box::new(DirStore::new("/data/mqtt"))))?;
+/// # Ok(())
+/// # }
+/// ```
 pub trait ClientPersistence: Send {
     /// Opens (or creates) the store for this client id and server URI
     /// (`Persistence_open`). Called once, when the client is created.
