@@ -384,8 +384,8 @@ impl Demo<'_> {
 
 fn signal_name() -> &'static str {
     match wake::shutdown_signal() {
-        Some(libc::SIGINT) => "SIGINT",
-        Some(libc::SIGTERM) => "SIGTERM",
+        Some(signal_hook::consts::SIGINT) => "SIGINT",
+        Some(signal_hook::consts::SIGTERM) => "SIGTERM",
         _ => "signal",
     }
 }
