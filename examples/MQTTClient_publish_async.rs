@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| ADDRESS.to_owned());
     println!("Using server at {uri}");
 
-    let mut client = match Client::create(&uri, CLIENTID, Persistence::None) {
+    let client = match Client::create(&uri, CLIENTID, Persistence::None) {
         Ok(c) => c,
         Err(e) => {
             println!("Failed to create client, return code {}", e.code());

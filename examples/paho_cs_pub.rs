@@ -56,7 +56,7 @@ fn run(o: &Opts) -> u8 {
     }
     pubsub_opts::start_trace(o.trace);
 
-    let mut client = match Client::create(&url, &o.clientid, Persistence::None) {
+    let client = match Client::create(&url, &o.clientid, Persistence::None) {
         Ok(c) => c,
         Err(e) => {
             if !o.quiet {

@@ -78,12 +78,14 @@ mod client;
 mod context;
 mod cstr;
 mod delivery;
+mod diagnose;
 mod error;
 pub mod ffi;
 mod library;
 mod message;
 mod options;
 mod queue;
+mod reconnect;
 mod run_thread;
 mod signal;
 #[cfg(feature = "ssl")]
@@ -94,7 +96,7 @@ mod trace;
 pub use callbacks::Callbacks;
 pub use client::{Client, ConnectResponse};
 pub use delivery::DeliveryToken;
-pub use error::{ConnectReturnCode, Error, Result};
+pub use error::{ConnectError, ConnectErrorKind, ConnectReturnCode, Error, Result};
 pub use library::{library_version, version_info, yield_now};
 pub use message::{Message, QoS, MAX_PAYLOAD};
 pub use options::{

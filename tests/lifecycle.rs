@@ -57,7 +57,7 @@ fn connect_repeatedly(
         let b = Client::create(uri, &common::client_id("b"), Persistence::None)?;
         let t0 = Instant::now();
         let mut result = b.connect(&good());
-        if stop_race_tolerated && matches!(result, Err(paho_mqtt_sync::Error::Library(-1))) {
+        if stop_race_tolerated && matches!(result, Err(paho_mqtt_sync::Error::Connect(_))) {
             eprintln!(
                 "connect #{attempts}: -1 after {:?} (the known race), retrying",
                 t0.elapsed()
@@ -199,7 +199,7 @@ fn reconnect_in_callback_body() -> anyhow::Result<()> {
     let proxy = common::Proxy::new(broker.port())?;
     let me: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
     let (tx, rx) = mpsc::channel::<Result<(), String>>();
-    let mut c = Client::create(&proxy.uri(), &common::client_id("self"), Persistence::None)?;
+    let c = Client::create(&proxy.uri(), &common::client_id("self"), Persistence::None)?;
     {
         let me = me.clone();
         c.set_callbacks(
@@ -247,7 +247,7 @@ fn reconnect_after_keepalive_loss_body() -> anyhow::Result<()> {
     let broker = broker()?;
     let proxy = common::Proxy::new(broker.port())?;
     let (tx, rx) = mpsc::channel::<()>();
-    let mut c = Client::create(&proxy.uri(), &common::client_id("ka"), Persistence::None)?;
+    let c = Client::create(&proxy.uri(), &common::client_id("ka"), Persistence::None)?;
     c.set_callbacks(
         paho_mqtt_sync::Callbacks::new().on_connection_lost(move |_| {
             let _ = tx.send(());
@@ -421,6 +421,10 @@ fn one_second_connect_timeout_is_honoured() -> anyhow::Result<()> {
 #[test]
 fn one_second_connect_timeout_against_a_healthy_broker() -> anyhow::Result<()> {
     let broker = Broker::new()?;
+    // About the timeout arithmetic only: another connected client keeps the
+    // library's thread running, so an unpatched library's thread stop and
+    // start (100 ms sleeps, longer on a loaded machine) are not in each connect.
+    let _keep = common::connect(&broker.uri(), "t1s-keep")?;
     let mut failures = Vec::new();
     for i in 0..60 {
         let c = common::create(&broker.uri(), "t1s")?;

@@ -135,7 +135,10 @@ fn wait_for_completion_of_a_restored_message() -> anyhow::Result<()> {
     assert_eq!(restored.len(), 1);
     assert_eq!(
         c.wait_for_completion(restored[0], Duration::from_millis(100)),
-        Err(paho_mqtt_sync::Error::Disconnected),
+        Err(paho_mqtt_sync::Error::Unacknowledged {
+            tokens: vec![restored[0]],
+            will_resend: true
+        }),
         "a restored, unacknowledged message reported complete while disconnected"
     );
     Ok(())

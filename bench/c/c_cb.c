@@ -4,7 +4,7 @@
  * waits on a condition variable signalled from deliveryComplete (one message
  * in flight); messages are counted in messageArrived.
  *
- * Modes: pub, recv, lat (see bench/src/lib.rs), plus the orchestrator's
+ * Modes: pub, recv, lat, reconnect (see bench/src/lib.rs), plus the orchestrator's
  * helpers: prep (create a persistent session subscribed to TOPIC) and count
  * (the checker: drain a persistent session and count the messages of RUN).
  */
@@ -223,6 +223,19 @@ static void do_prep(const struct args *a)
 	report_end(connect_ms, disconnect_ms);
 }
 
+/* Rounds of disconnect, then connect again, on one client. */
+static void do_reconnect(const struct args *a)
+{
+	double connect_ms;
+	struct rounds r;
+	MQTTClient c = connect_client(a, 1, &connect_ms);
+	reconnect_rounds(c, a->count, &r);
+	double disconnect_ms = close_client(c);
+	report_begin(NAME, a);
+	report_rounds(&r);
+	report_end(connect_ms, disconnect_ms);
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -233,6 +246,8 @@ int main(int argc, char **argv)
 		do_receive(&a);
 	else if (strcmp(a.mode, "lat") == 0)
 		do_latency(&a);
+	else if (strcmp(a.mode, "reconnect") == 0)
+		do_reconnect(&a);
 	else if (strcmp(a.mode, "prep") == 0)
 		do_prep(&a);
 	else {
