@@ -10,7 +10,8 @@
 //!
 //! The C sample polls a global variable every 10 ms, for ever; here the
 //! callback hands the token to the main thread through a channel, and the
-//! main thread gives up after 10 s.
+//! main thread gives up after 10 s. The "Waiting" lines come before the
+//! publish, so the callback's line can never come before them.
 #![allow(non_snake_case)] // the C sample's name
 
 use std::process::ExitCode;
@@ -75,16 +76,19 @@ fn main() -> ExitCode {
 
     let mut status = ExitCode::SUCCESS;
     let pubmsg = Message::new(PAYLOAD, QOS, false);
+    // Printed before publishing: on loopback the acknowledgement can come
+    // before `publish_message` returns, and the callback would print first
+    // (the C sample has that race).
+    println!(
+        "Waiting for publication of {PAYLOAD}\n\
+         on topic {TOPIC} for client with ClientID: {CLIENTID}"
+    );
     match client.publish_message(TOPIC, &pubmsg) {
         Err(e) => {
             println!("Failed to publish message, return code {}", e.code());
             status = ExitCode::FAILURE;
         }
         Ok(token) => {
-            println!(
-                "Waiting for publication of {PAYLOAD}\n\
-                 on topic {TOPIC} for client with ClientID: {CLIENTID}"
-            );
             let deadline = Instant::now() + TIMEOUT;
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
