@@ -56,7 +56,8 @@ OPTIONS:
     --led-path DIR       LED class directory with `trigger` and `brightness`
                          (default /sys/class/leds/sys-led)
     --keepalive SECS     MQTT keepalive, 0 turns it off (default 30)
-    -v, --verbose        Debug logs and the Paho C protocol trace (-vv: all of it)
+    -v, --verbose        Debug logs and the Paho C protocol trace (-vv: all of it;
+                         repeating it more is the same as -vv)
     -h, --help           This text
 
 Empty environment variables count as unset; a flag wins over the environment.
@@ -109,8 +110,12 @@ pub fn parse(
         };
         match name.as_str() {
             "-h" | "--help" => return Err(Stop::Help),
-            "-v" | "--verbose" => verbose = verbose.saturating_add(1),
-            "-vv" => verbose = verbose.saturating_add(2),
+            "--verbose" => verbose = verbose.saturating_add(1),
+            // -v, -vv, -vvv...: each v counts; more than needed changes nothing.
+            short if short.len() > 1 && short[1..].bytes().all(|b| b == b'v') => {
+                let n = u8::try_from(short.len() - 1).unwrap_or(u8::MAX);
+                verbose = verbose.saturating_add(n);
+            }
             "--broker" | "--client-id" | "--username" | "--password" | "--topic-prefix"
             | "--interval" | "--temp-path" | "--led-path" | "--keepalive" => {
                 let value = match inline {
