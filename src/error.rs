@@ -241,7 +241,9 @@ impl fmt::Display for Error {
             ),
             Error::CallbackPanicked(msg) => write!(f, "a callback panicked: {msg}"),
             Error::Persistence(msg) => write!(f, "persistence error: {msg}"),
-            Error::Utf8(e) => write!(f, "payload is not UTF-8: {e}"),
+            // The UTF-8 error's own text is its `source()`: printing it here
+            // too would show it twice in an error chain.
+            Error::Utf8(_) => f.write_str("payload is not UTF-8"),
             Error::IncompatibleLibrary { found, expected } => write!(
                 f,
                 "linked Paho C library is version {found}, the bindings are for {expected}"
@@ -429,5 +431,24 @@ mod tests {
             Error::from_code(5).to_string(),
             "connection refused by the broker: not authorized (CONNACK code 5)"
         );
+    }
+
+    #[test]
+    fn utf8_text_shows_once_in_an_error_chain() {
+        let bytes = vec![b'a', 0xff, b'b'];
+        let inner = std::str::from_utf8(&bytes).unwrap_err();
+        let e = Error::from(inner);
+        assert_eq!(e.to_string(), "payload is not UTF-8");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source, Some(inner.to_string()));
+        // What error reporters print: each link of the chain once.
+        let mut chain = vec![e.to_string()];
+        let mut next = std::error::Error::source(&e);
+        while let Some(s) = next {
+            chain.push(s.to_string());
+            next = s.source();
+        }
+        let text = chain.join(": ");
+        assert_eq!(text.matches(&inner.to_string()).count(), 1, "{text}");
     }
 }

@@ -72,6 +72,10 @@
 //!   already does for Rust programs.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations)]
+// docs.rs builds with `--cfg docsrs` on nightly: feature-gated items show
+// the feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod callbacks;
 mod client;
@@ -106,9 +110,10 @@ pub use options::{
     ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY,
 };
 pub use persistence::{ClientPersistence, PersistenceError, PersistenceResult};
-pub use queue::{IntoIter, Receiver};
+pub use queue::{Receiver, ReceiverIntoIter};
 pub use run_thread::enable_anchor_client;
 #[cfg(feature = "ssl")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ssl")))]
 pub use ssl::{SslOptions, SslVersion};
 pub use topic::{topic_matches, validate_filter, validate_topic, MAX_TOPIC_LEN};
 pub use trace::{set_trace_level, TraceLevel, TRACE_TARGET};

@@ -323,6 +323,7 @@ impl ConnectOptions {
 
     /// TLS settings (`ssl`), for `ssl://` and `mqtts://` URIs.
     #[cfg(feature = "ssl")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ssl")))]
     pub fn ssl(mut self, ssl: crate::ssl::SslOptions) -> Self {
         self.ssl = Some(ssl);
         self

@@ -941,20 +941,28 @@ fn signal_during_backoff_exits_promptly() -> Result {
     Ok(())
 }
 
-/// `-v` adds the C library's trace to the log.
+/// `-v` adds the C library's trace to the log; repeated flags (`-vvv`,
+/// `-v -v`, `--verbose`) add up and saturate at "everything".
 #[test]
 fn verbose_adds_the_library_trace() -> Result {
     let _w = watchdog("verbose_adds_the_library_trace", TEST_LIMIT);
     let broker = Broker::new()?;
     let board = Board::new(Some("37000"))?;
-    let mut args = args(&broker.uri(), &common::topic("demo"), &board);
-    args.push("-v".into());
-    let mut demo = Demo::spawn(&args, &[])?;
-    demo.expect_log("subscribed to", WAIT)?;
-    demo.expect_log("[paho_mqtt_c]", WAIT)?;
-    demo.signal(libc::SIGINT)?;
-    assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0));
-    check_log_format(&demo.log())?;
+    let flags: [&[&str]; 2] = [&["-v"], &["-vvv", "--verbose", "-vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv", "-v"]];
+    for flags in flags {
+        let mut args = args(&broker.uri(), &common::topic("demo"), &board);
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let mut demo = Demo::spawn(&args, &[])?;
+        demo.expect_log("subscribed to", WAIT)?;
+        demo.expect_log("[paho_mqtt_c]", WAIT)?;
+        if flags.len() > 1 {
+            // Everything: the C library's function entry/exit trace.
+            demo.expect_log(" TRACE ", WAIT)?;
+        }
+        demo.signal(libc::SIGINT)?;
+        assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0), "{flags:?}");
+        check_log_format(&demo.log())?;
+    }
     Ok(())
 }
 

@@ -64,7 +64,8 @@ OPTIONS:
                          writable directory, e.g. on the data partition of a
                          board with a read-only root), so they are sent after
                          a crash or power cut (default: none, memory only)
-    -v, --verbose        Debug logs and the Paho C protocol trace (-vv: all of it)
+    -v, --verbose        Debug logs and the Paho C protocol trace (-vv: all of it;
+                         repeating it more is the same as -vv)
     -h, --help           This text
 
 Empty environment variables count as unset; a flag wins over the environment.
@@ -118,8 +119,12 @@ pub fn parse(
         };
         match name.as_str() {
             "-h" | "--help" => return Err(Stop::Help),
-            "-v" | "--verbose" => verbose = verbose.saturating_add(1),
-            "-vv" => verbose = verbose.saturating_add(2),
+            "--verbose" => verbose = verbose.saturating_add(1),
+            // -v, -vv, -vvv...: each v counts; more than needed changes nothing.
+            short if short.len() > 1 && short[1..].bytes().all(|b| b == b'v') => {
+                let n = u8::try_from(short.len() - 1).unwrap_or(u8::MAX);
+                verbose = verbose.saturating_add(n);
+            }
             "--broker" | "--client-id" | "--username" | "--password" | "--topic-prefix"
             | "--interval" | "--temp-path" | "--led-path" | "--keepalive" | "--persistence-dir" => {
                 let value = match inline {

@@ -16,8 +16,8 @@
 //! destroyed by `Drop`.
 //!
 //! Threads: the main thread makes the first connection (with backoff), runs
-//! the temperature timer and shutdown, and sleeps in `poll` on a self-pipe
-//! ([`wake`]) that the signal handler and the client's callbacks write to.
+//! the temperature timer and shutdown, and sleeps reading a socket pair
+//! ([`wake`]) that the signal handlers and the client's callbacks write to.
 //! After the first connection, the crate's automatic reconnect brings lost
 //! connections back (its backoff grows with failed attempts only); its
 //! `on_connected` callback tells the main thread, which then announces
@@ -25,7 +25,7 @@
 //! handled in the message callback on the library's thread: they only write
 //! two small files.
 //!
-//! Linux only (sysfs, `pipe2`).
+//! Linux only (sysfs).
 
 mod args;
 mod board;
@@ -432,8 +432,8 @@ impl Demo<'_> {
 
 fn signal_name() -> &'static str {
     match wake::shutdown_signal() {
-        Some(libc::SIGINT) => "SIGINT",
-        Some(libc::SIGTERM) => "SIGTERM",
+        Some(signal_hook::consts::SIGINT) => "SIGINT",
+        Some(signal_hook::consts::SIGTERM) => "SIGTERM",
         _ => "signal",
     }
 }
