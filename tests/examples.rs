@@ -9,7 +9,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -46,64 +46,12 @@ fn examples_dir() -> Result<PathBuf> {
 }
 
 fn build_examples() -> Result<PathBuf> {
-    // This binary is <target>[/<triple>]/<profile dir>/deps/examples-<hash>.
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary outside a cargo target dir")?
-        .to_path_buf();
-    let mut target_dir = profile_dir.parent().context("no target dir")?.to_path_buf();
-    let mut triple = None;
-    let built_for = option_env!("PAHO_MQTT_SYNC_TARGET").unwrap_or_default();
-    if !built_for.is_empty() && target_dir.file_name() == Some(std::ffi::OsStr::new(built_for)) {
-        triple = Some(built_for);
-        target_dir = target_dir.parent().context("no target dir")?.to_path_buf();
-    }
-    let profile = match profile_dir.file_name().and_then(|p| p.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let mut features = Vec::new();
-    for (on, name) in [
-        (cfg!(feature = "bundled"), "bundled"),
-        (cfg!(feature = "ssl"), "ssl"),
-        (cfg!(feature = "build_bindgen"), "build_bindgen"),
-    ] {
-        if on {
-            features.push(name);
-        }
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--profile", &profile])
-        .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .args(["--no-default-features", "--features", &features.join(",")]);
-    for name in EXAMPLES {
-        cmd.args(["--example", name]);
-    }
-    if let Some(t) = triple {
-        cmd.arg("--target").arg(t);
-    }
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .context("running cargo build")?;
-    ensure!(
-        out.status.success(),
-        "cargo build of the examples failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(profile_dir.join("examples"))
+    common::build_examples(EXAMPLES)
 }
 
 /// A command that runs example `name` (through the target's runner, if any).
 fn example(name: &str) -> Result<Command> {
     let bin = examples_dir()?.join(name);
-    ensure!(bin.is_file(), "{} missing after the build", bin.display());
     let mut cmd = common::target_command(bin);
     cmd.env("RUST_BACKTRACE", "0");
     Ok(cmd)
