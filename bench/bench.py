@@ -5,10 +5,12 @@ vs rumqttc, against one private Mosquitto on 127.0.0.1.
     bench/run.sh            full run, writes BENCHMARKS.md and bench/chart.svg
     bench/run.sh --smoke    tiny sizes, one round; fails if any count is off
 
-It builds every client (cargo for the Rust ones, gcc for the C ones, all on the
-same static Paho C library), starts the broker on a free port, runs the cases
-with the clients interleaved (A B C D A B C D ...), checks that the broker got
-or delivered every message of every run, and writes the report.
+It builds every client (cargo for the Rust ones, gcc for the C ones; the C
+programs link paho-mqtt-sys's static Paho C, the one paho-mqtt uses, and this
+crate links its own build with the fixes in paho-mqtt-c/fixes/), starts the
+broker on a free port, runs the cases with the clients interleaved (A B C D
+A B C D ...), checks that the broker got or delivered every message of every
+run, and writes the report.
 Standard library only.
 """
 
@@ -43,6 +45,9 @@ CLIENTS = {
     "sync_rs_cb": ("paho-mqtt-sync, message callback", "sync_rs", "recvcb", "latcb"),
     "paho_rs": ("paho-mqtt 0.14, sync Client", "paho_rs", "recv", "lat"),
     "rumqttc_rs": ("rumqttc 0.25, sync Client", "rumqttc_rs", "recv", "lat"),
+    "c_cb_file": ("Paho C, callback mode, file persistence", "c_cb", "recv", "lat"),
+    "sync_rs_file": ("paho-mqtt-sync, Persistence::File", "sync_rs", "recv", "lat"),
+    "sync_rs_dir": ("paho-mqtt-sync, Persistence::User(DirStore)", "sync_rs", "recv", "lat"),
 }
 SHORT = {
     "c_sync": "C sync",
@@ -51,6 +56,9 @@ SHORT = {
     "sync_rs_cb": "paho-mqtt-sync (callback)",
     "paho_rs": "paho-mqtt",
     "rumqttc_rs": "rumqttc",
+    "c_cb_file": "C callback, file store",
+    "sync_rs_file": "paho-mqtt-sync, File",
+    "sync_rs_dir": "paho-mqtt-sync, DirStore",
 }
 COLORS = {
     "c_sync": "#7f7f7f",
@@ -59,10 +67,22 @@ COLORS = {
     "sync_rs_cb": "#17becf",
     "paho_rs": "#d62728",
     "rumqttc_rs": "#ff7f0e",
+    "c_cb_file": "#8c564b",
+    "sync_rs_file": "#2ca02c",
+    "sync_rs_dir": "#9467bd",
 }
+# The store each persistence client publishes with (BENCH_PERSISTENCE=KIND:DIR,
+# a fresh directory under the target dir per run: on disk, not tmpfs).
+PERSIST = {"c_cb_file": "file", "sync_rs_file": "file", "sync_rs_dir": "dir"}
+PERSIST_CLIENTS = ["c_cb", "c_cb_file", "sync_rs", "sync_rs_file", "sync_rs_dir"]
 PUB_CLIENTS = ["c_sync", "c_cb", "sync_rs", "paho_rs", "rumqttc_rs"]
 RECV_CLIENTS = ["c_sync", "c_cb", "sync_rs", "sync_rs_cb", "paho_rs", "rumqttc_rs"]
 LAT_CLIENTS = ["c_sync", "c_cb", "sync_rs", "sync_rs_cb", "paho_rs", "rumqttc_rs"]
+# Mode "reconnect" of each program: one client, rounds of disconnect + connect.
+RECONNECT_CLIENTS = ["c_sync", "c_cb", "sync_rs"]
+# A round's disconnect or connect slower than this counts as slow in the
+# report (Paho C's 100 ms sleeps around its thread's start and stop).
+SLOW_MS = 50.0
 
 
 def cases(smoke):
@@ -79,8 +99,13 @@ def cases(smoke):
          PUB_CLIENTS, {"c_sync": capped}),
         ("recv_q0", "Receive QoS 0, 64 B", "recv", 0, 64, n(100_000, 100), RECV_CLIENTS, {}),
         ("recv_q1", "Receive QoS 1, 64 B", "recv", 1, 64, n(20_000, 100), RECV_CLIENTS, {}),
+        ("pub_q1_persist", "Publish QoS 1, 64 B, one in flight: no store, file store, DirStore",
+         "pub", 1, 64, n(2_000, 100), PERSIST_CLIENTS, {}),
         ("lat_q1", "Publish-to-receive latency, QoS 1, 64 B", "lat", 1, 64, n(5_000, 100),
          LAT_CLIENTS, {"c_sync": capped}),
+        # count: disconnect-then-connect rounds per run (one process, one client)
+        ("reconnect", "Reconnect: disconnect, then connect the same client again", "reconnect", 0, 0,
+         n(20, 3), RECONNECT_CLIENTS, {}),
     ]
 
 
@@ -233,12 +258,13 @@ class Failure(Exception):
     pass
 
 
-def run_client(exe, mode, qos, count, size, run, topic, client_id=None, timeout=900):
+def run_client(exe, mode, qos, count, size, run, topic, client_id=None, timeout=900, env=None):
     args = [str(exe), mode, HOST, str(BROKER.port), str(qos), str(count), str(size), run, topic]
     if client_id:
         args.append(client_id)
     try:
-        p = subprocess.run(args, text=True, capture_output=True, timeout=timeout)
+        p = subprocess.run(args, text=True, capture_output=True, timeout=timeout,
+                           env=dict(os.environ, **env) if env else None)
     except subprocess.TimeoutExpired:
         raise Failure(f"{' '.join(args)}: timed out after {timeout} s")
     if p.returncode != 0:
@@ -269,7 +295,15 @@ def one_run(case, client, rnd, seq):
     exe = BINS[binary]
     run = f"{name}.{rnd}.{seq}"
     if kind == "pub":
-        r = run_client(exe, "pub", qos, count, size, run, f"bench/p/{run}")
+        env = None
+        if client in PERSIST:
+            store = TARGET / "persist" / run
+            shutil.rmtree(store, ignore_errors=True)
+            store.mkdir(parents=True)
+            env = {"BENCH_PERSISTENCE": f"{PERSIST[client]}:{store}"}
+        r = run_client(exe, "pub", qos, count, size, run, f"bench/p/{run}", env=env)
+        if env:
+            shutil.rmtree(TARGET / "persist" / run, ignore_errors=True)
         check_published(run, count)
         r["checked"] = count
     elif kind == "recv":
@@ -282,6 +316,13 @@ def one_run(case, client, rnd, seq):
         r = run_client(exe, recv_mode, qos, count, size, run, topic, session)
         if r["received"] != count:
             raise Failure(f"run {run} ({client}): received {r['received']} of {count}")
+        r["checked"] = count
+    elif kind == "reconnect":
+        r = run_client(exe, "reconnect", 0, count, 0, run, f"bench/c/{run}")
+        done = min(r.get("rounds", 0), len(r.get("round_connect_ms", [])),
+                   len(r.get("round_disconnect_ms", [])))
+        if done != count:
+            raise Failure(f"run {run} ({client}): {done} of {count} reconnect rounds reported")
         r["checked"] = count
     else:
         r = run_client(exe, lat_mode, 1, count, size, run, f"bench/l/{run}")
@@ -334,6 +375,27 @@ def metric(case_kind):
     return "p50_us" if case_kind == "lat" else "rate"
 
 
+def headline(kind, r):
+    """What the progress line shows for one run."""
+    if kind == "reconnect":
+        return f"{med(r['round_connect_ms']):,.2f}/{med(r['round_disconnect_ms']):,.2f} ms"
+    return f"{r['p50_us'] if kind == 'lat' else r['rate']:,.0f}"
+
+
+def fixes_text(fixes):
+    """The fixes a run's library had, for the report (None: not recorded)."""
+    if fixes is None:
+        return "the fixes of that revision"
+    if not fixes:
+        return "no fixes (`paho-mqtt-c/fixes/` held no patch)"
+    return f"{len(fixes)} fixes from `paho-mqtt-c/fixes/`: " + ", ".join(f"`{x}`" for x in fixes)
+
+
+def patch_names():
+    """The fixes the bundled build applies (paho-mqtt-c/fixes/*.patch)."""
+    return sorted(p.name for p in (REPO / "paho-mqtt-c" / "fixes").glob("*.patch"))
+
+
 def summarize(results, case_list):
     """Per case and client: medians, ranges and pair-by-pair ratios to the C programs."""
     out = {}
@@ -347,10 +409,18 @@ def summarize(results, case_list):
             if not rs:
                 continue
             e = {"count": counts.get(c, count)}
-            keys = ["p50_us", "p99_us"] if kind == "lat" else ["rate"]
+            if kind == "reconnect":
+                # Every round of every run, pooled; and the spread of the runs' medians.
+                for k in ("round_connect_ms", "round_disconnect_ms"):
+                    pooled = [x for r in rs.values() for x in r[k]]
+                    e[k] = stats(pooled)
+                    e[k]["slow"] = sum(1 for x in pooled if x > SLOW_MS)
+                    e[k + "_run_median"] = stats([med(r[k]) for r in rs.values()])
+                e["runs"] = len(rs)
+            keys = [] if kind == "reconnect" else ["p50_us", "p99_us"] if kind == "lat" else ["rate"]
             for k in keys:
                 e[k] = stats([r[k] for r in rs.values()])
-            for ref in ("c_sync", "c_cb"):
+            for ref in (() if kind == "reconnect" else ("c_sync", "c_cb")):
                 if ref in by and ref != c:
                     pairs = [rs[i][metric(kind)] / by[ref][i][metric(kind)]
                              for i in rs if i in by[ref] and by[ref][i][metric(kind)] > 0]
@@ -437,7 +507,7 @@ def svg_chart(summary, case_list):
     for case in case_list:
         name, title, kind = case[0], case[1], case[2]
         e = summary.get(name)
-        if not e:
+        if not e or kind == "reconnect":
             continue
         ref = "c_sync" if name == "pub_q0" else "c_cb"
         bars = []
@@ -552,7 +622,7 @@ def write_report(path, chart_path, summary, case_list, sizes, rss, info, failure
     for case in case_list:
         name, title, kind = case[0], case[1], case[2]
         e = summary.get(name)
-        if not e or kind == "lat":
+        if not e or kind in ("lat", "reconnect"):
             continue
         L.append(f"### {title}\n")
         L.append("| Client | Messages | msg/s | × C sync | × C callback | Peak RSS (MiB) |")
@@ -582,9 +652,9 @@ def write_report(path, chart_path, summary, case_list, sizes, rss, info, failure
                      f"{fmt_ratio(v.get('ratio99_c_cb')) if c != 'c_cb' else '1'} |")
         L.append("")
     L.append("## Connect and disconnect\n")
-    L.append("Milliseconds, median (min–max) over every run of every case above: `connect` is "
-             "create + connect until the CONNACK is processed; `disconnect` is disconnect + "
-             "destroy/drop.\n")
+    L.append("Milliseconds, median (min–max) over every run of every case (for the reconnect "
+             "case: its first connect and its last disconnect): `connect` is create + connect "
+             "until the CONNACK is processed; `disconnect` is disconnect + destroy/drop.\n")
     L.append("| Client | Connect ms | Disconnect ms |\n|---|---:|---:|")
     f2 = (lambda x: f"{x:,.2f}")
     for c in CLIENTS:
@@ -598,6 +668,30 @@ def write_report(path, chart_path, summary, case_list, sizes, rss, info, failure
             L.append(f"| {CLIENTS[c][0]} | {f2(med(con))} ({f2(min(con))}–{f2(max(con))}) | "
                      f"{f2(med(dis))} ({f2(min(dis))}–{f2(max(dis))}) |")
     L.append("")
+    for case in case_list:
+        name, title, kind = case[0], case[1], case[2]
+        e = summary.get(name)
+        if not e or kind != "reconnect":
+            continue
+        L.append(f"## {title}\n")
+        L.append("One process, one client, clean session: after its first connect, each run does "
+                 "COUNT rounds of `disconnect` (nothing in flight) followed by `connect` with the "
+                 "same options, and times each call alone. Milliseconds per call, pooled over "
+                 "every round of every run: median, maximum, and how many calls took longer than "
+                 f"{SLOW_MS:.0f} ms; the last column is the range of the runs' own medians "
+                 "(connect / disconnect). The C programs link paho-mqtt-sys's Paho C, this crate "
+                 "its own build (see the Paho C rows above).\n")
+        L.append("| Client | Rounds | Connect median | Connect max | Slow connects | "
+                 "Disconnect median | Disconnect max | Slow disconnects | Run medians |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for c, v in e["clients"].items():
+            con, dis = v["round_connect_ms"], v["round_disconnect_ms"]
+            rc, rd = v["round_connect_ms_run_median"], v["round_disconnect_ms_run_median"]
+            L.append(f"| {CLIENTS[c][0]} | {v['runs']} × {v['count']:,} | {f2(con['median'])} | "
+                     f"{f2(con['max'])} | {con['slow']} of {con['n']} | {f2(dis['median'])} | "
+                     f"{f2(dis['max'])} | {dis['slow']} of {dis['n']} | "
+                     f"{f2(rc['min'])}–{f2(rc['max'])} / {f2(rd['min'])}–{f2(rd['max'])} |")
+        L.append("")
     L.append("## Minimal publisher: size and memory\n")
     L.append("The same program per client (connect, publish one QoS 1 message, wait for the "
              "acknowledgement, disconnect): Rust with the `minsize` profile (opt-level \"z\", "
@@ -624,10 +718,11 @@ METHOD = """## Method
 - **One broker for all**: a private Mosquitto on 127.0.0.1 and a free port, started by the
   harness with the configuration shown above (persistence off, nothing ever dropped:
   `max_queued_messages 0`, `queue_qos0_messages true`, `max_inflight_messages 1000`).
-- **One program per client**, each a separate binary: `sync_rs` (this crate's safe API),
-  `c_sync` and `c_cb` (C written in `bench/c/`, on the same `libpaho-mqtt3c.a` the Rust
-  clients link), `paho_rs` (`paho-mqtt` 0.14 sync `Client`, default features off,
-  `bundled`), `rumqttc_rs` (`rumqttc` sync `Client` + `Connection`, default features off).
+- **One program per client**, each a separate binary: `sync_rs` (this crate's safe API,
+  on its own build of Paho C with the fixes listed above), `c_sync` and `c_cb` (C written
+  in `bench/c/`, on paho-mqtt-sys's unchanged `libpaho-mqtt3c.a`), `paho_rs` (`paho-mqtt`
+  0.14 sync `Client`, default features off, `bundled`), `rumqttc_rs` (`rumqttc` sync
+  `Client` + `Connection`, default features off).
 - **Publish**: COUNT messages, payload `RUN:SEQ:xxx…`, one in flight at QoS 1/2 (each client
   waits for the PUBACK / PUBCOMP before the next publish: `wait_for_completion`, a condition
   variable signalled from `deliveryComplete`, `paho-mqtt`'s blocking `publish`, `rumqttc`
@@ -644,8 +739,19 @@ METHOD = """## Method
   connects with that session and counts them. The rate is taken between the first and the
   last message the application sees, so it measures how fast the client delivers messages,
   not the publisher or the connect.
+- **Persistence**: the QoS 1 publish case again with a store, in a fresh directory on
+  the same ext4 file system as the target dir: the C callback program with the library's
+  file persistence (`MQTTCLIENT_PERSISTENCE_DEFAULT`: writes each message in place, no
+  `fsync`), this crate with `Persistence::File` (the same C code) and with
+  `Persistence::User(DirStore)` (two `fsync`s per stored entry and one per removal, so
+  each message costs several `fsync`s: the price of surviving a power cut). Ratios
+  are to the C callback program without a store.
 - **Latency**: the client subscribes to its own topic and, one message at a time, publishes
   at QoS 1 and waits for the message to come back (and for its PUBACK).
+- **Reconnect**: one client per process connects once, then runs COUNT rounds of
+  disconnect (10 s timeout, nothing in flight) and connect with the same options (clean
+  session, keepalive 30 s); every call is timed on its own, and a round whose connect does
+  not leave the client connected fails the run.
 - **Interleaving**: for each case the clients run A B C D … A B C D …, so drift of the
   machine hits all of them; ratios are computed pair by pair within a round.
 """
@@ -767,6 +873,7 @@ def main():
         elapsed = meta.get("elapsed_s", float("nan"))
         date = meta.get("date", "?")
         revision = meta.get("revision", "?")
+        fixes = meta.get("fixes")
         names = {r["case"] for r in results}
         case_list = [c for c in cases(meta.get("smoke", a.smoke)) if c[0] in names]
     else:
@@ -774,6 +881,7 @@ def main():
         try:
             run_client(BINS["c_cb"], "prep", 2, 0, 0, "setup", "bench/p/#", CHECKER_ID)
             seq = 0
+            fixes = patch_names()
             for case in case_list:
                 log(f"== {case[0]}: {case[1]} ({rounds} rounds)")
                 for rnd in range(rounds):
@@ -783,8 +891,7 @@ def main():
                         try:
                             r = one_run(case, client, rnd, seq)
                             results.append(r)
-                            v = r.get("p50_us") if case[2] == "lat" else r.get("rate")
-                            line.append(f"{SHORT[client]} {v:,.0f}")
+                            line.append(f"{SHORT[client]} {headline(case[2], r)}")
                         except Failure as e:
                             failures.append(str(e))
                             log(f"FAIL: {e}")
@@ -800,7 +907,7 @@ def main():
         elapsed = time.time() - started
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         meta = {"command": command, "rounds": rounds, "elapsed_s": elapsed, "date": date,
-                "smoke": a.smoke, "failures": failures, "revision": revision}
+                "smoke": a.smoke, "failures": failures, "revision": revision, "fixes": fixes}
         with open(raw_path, "w") as f:
             f.write(json.dumps({"meta": meta}) + "\n")
             for r in results:
@@ -825,7 +932,10 @@ def main():
         ("Broker", f"{first_line([mosq, '-h'])}, private instance on {HOST}"),
         ("Paho C", f"{paho_c_version(paho)}, static `libpaho-mqtt3c.a` / `libpaho-mqtt3a.a` built by "
                    f"paho-mqtt-sys {v.get('paho-mqtt-sys', '?')} (CMake {bt}: `{btflags}`; "
-                   f"minimal publishers: {bt_min} `{btflags_min}`)"),
+                   f"minimal publishers: {bt_min} `{btflags_min}`), unchanged: linked by the C "
+                   f"programs and paho-mqtt"),
+        ("paho-mqtt-sync's Paho C", "the same 1.3.16 sources compiled by this crate's `build.rs` "
+                                    f"(`cc`, feature `bundled`) with {fixes_text(fixes)}"),
         ("C programs", f"{first_line(['gcc', '--version'])}: `gcc {' '.join(CFLAGS)}` "
                        f"(minimal publisher: `gcc {' '.join(CFLAGS_MIN)}`), `-lpthread`"),
         ("Rust", f"{first_line(['rustc', '--version'])}, release profile (opt-level 3)"),

@@ -12,7 +12,11 @@
 #   cross_install <name>  installs what building for and testing on an ARM
 #                         target needs (Debian packages as root, Rust with
 #                         rustup, the Rust target, cargo-nextest), then calls
-#                         cross_target; fails loudly if it cannot
+#                         cross_target; fails loudly if it cannot. Each need
+#                         is checked by using it (scripts/lib.sh).
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HOST_TRIPLE=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p' || true)
 
@@ -134,7 +138,7 @@ cross_die() {
 }
 
 cross_install() {
-    local gnu deb qemu p
+    local gnu deb qemu
     case "$1" in
         armv7-unknown-linux-musleabihf | armv7-musl)
             # zig, qemu-user, the nightly toolchain with rust-src
@@ -159,42 +163,21 @@ cross_install() {
         aarch64* | arm64) gnu=aarch64-linux-gnu deb=arm64 qemu=qemu-aarch64-static ;;
         *) cross_die "unsupported target '$1' (armv7-unknown-linux-gnueabihf or aarch64-unknown-linux-gnu)" ;;
     esac
-    local need=()
-    _cross_want() { # <command-or-absolute-file> <debian package>
-        if [[ $1 == /* ]]; then [ -e "$1" ] || need+=("$2")
-        else command -v "$1" >/dev/null 2>&1 || need+=("$2"); fi
-    }
-    _cross_want "$gnu-gcc" "gcc-$gnu"
-    _cross_want "/usr/$gnu/include/stdio.h" "libc6-dev-$deb-cross"
-    _cross_want "$qemu" qemu-user-static
-    _cross_want cc gcc                          # build scripts run on the PC
-    _cross_want /usr/include/stdio.h libc6-dev
-    _cross_want cmake cmake
-    _cross_want make make
-    _cross_want /usr/sbin/mosquitto mosquitto
-    _cross_want mosquitto_passwd mosquitto
-    _cross_want mosquitto_sub mosquitto-clients
-    _cross_want python3 python3
-    _cross_want curl curl
-    _cross_want /etc/ssl/certs/ca-certificates.crt ca-certificates
-    if [ ${#need[@]} -gt 0 ]; then
-        [ -z "${SKIP_INSTALL:-}" ] || cross_die "missing Debian packages: ${need[*]}" "(SKIP_INSTALL is set)"
-        [ "$(id -u)" = 0 ] || cross_die "missing Debian packages: ${need[*]}" \
-            "run as root, or: sudo apt-get install ${need[*]}"
-        echo "apt-get install ${need[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq || cross_die "apt-get update failed"
-        apt-get install -y -qq --no-install-recommends "${need[@]}" ||
-            cross_die "apt-get install ${need[*]} failed: nothing was built or tested for $1"
-        for p in "${need[@]}"; do
-            dpkg -s "$p" >/dev/null 2>&1 || cross_die "package $p is still not installed"
-        done
-    fi
-
+    # Each need is checked by using it (scripts/lib.sh).
+    need "gcc-$gnu libc6-dev-$deb-cross" "$gnu-gcc builds a program for $deb" probe_cross_cc "$gnu-gcc"
+    need qemu-user-static "$qemu runs that program (-L /usr/$gnu)" probe_qemu "$gnu-gcc" "$qemu" "/usr/$gnu"
+    need "gcc libc6-dev" "a C compiler for the PC builds and runs a program (build scripts)" probe_cc cc
+    need mosquitto "Mosquitto starts on 127.0.0.1 (the tests run /usr/sbin/mosquitto)" probe_mosquitto /usr/sbin/mosquitto
+    need mosquitto "mosquitto_passwd writes a password file (test brokers with users)" probe_mosquitto_passwd
+    need python3 "python3 (cargo metadata parsing)" probe_python3
     if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
         # shellcheck disable=SC1091
         . "$HOME/.cargo/env"
     fi
+    command -v cargo >/dev/null 2>&1 ||
+        need "curl ca-certificates" "curl fetches over HTTPS (to install Rust with rustup)" probe_curl
+    install_needs
+
     if ! command -v cargo >/dev/null 2>&1; then
         [ -z "${SKIP_INSTALL:-}" ] || cross_die "cargo not found (SKIP_INSTALL is set)"
         echo "installing Rust with rustup"
@@ -205,20 +188,24 @@ cross_install() {
     fi
     HOST_TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
     cross_target "$1" || exit 2
-    local std
-    std=$(rustc --print sysroot)/lib/rustlib/$TARGET/lib
-    if ! compgen -G "$std/libstd-*.rlib" >/dev/null; then
+    if ! probe_rust_std "$TARGET" >/dev/null 2>&1; then
         [ -z "${SKIP_INSTALL:-}" ] || cross_die "the Rust standard library for $TARGET is missing (SKIP_INSTALL is set)"
         command -v rustup >/dev/null 2>&1 ||
             cross_die "the Rust standard library for $TARGET is missing and rustup is not there to add it"
         echo "rustup target add $TARGET"
         rustup target add "$TARGET" || cross_die "rustup target add $TARGET failed"
-        compgen -G "$std/libstd-*.rlib" >/dev/null ||
-            cross_die "rustup target add $TARGET ran, but $std has no libstd"
+        probe_rust_std "$TARGET" ||
+            cross_die "rustup target add $TARGET ran, but rustc still cannot use std for $TARGET"
     fi
-    if ! command -v cargo-nextest >/dev/null 2>&1; then
+    if ! cargo nextest --version >/dev/null 2>&1; then
         [ -z "${SKIP_INSTALL:-}" ] || cross_die "cargo-nextest not found (SKIP_INSTALL is set)"
         echo "cargo install cargo-nextest"
         cargo install --locked cargo-nextest || cross_die "cargo install cargo-nextest failed"
+    fi
+    # CMake only if the build for the target still runs it (the `cmake`
+    # crate in the tree); it then also builds Paho C with the cross gcc.
+    if build_uses_cmake --target "$TARGET"; then
+        need "cmake make" "cmake builds a C project with $CROSS_CC (the cmake crate)" probe_cmake "$CROSS_CC"
+        install_needs
     fi
 }

@@ -4,7 +4,8 @@
 # private Mosquitto brokers on 127.0.0.1 (started by the tests themselves):
 #
 #   1. installs what is missing (as root): the cross gcc and libc, qemu-user,
-#      cmake, mosquitto, the Rust target, cargo-nextest
+#      mosquitto, cmake (only while the build runs it), the Rust target,
+#      cargo-nextest; each checked by using it (scripts/lib.sh)
 #   2. smoke test: a C program built by the cross gcc runs under qemu
 #   3. `cargo build --release --target <t> --example mqtt_client` (the demo,
 #      with the bundled Paho C built by the cross gcc) and its stripped size

@@ -9,7 +9,9 @@
 #
 # Usage: scripts/demo.sh
 #   On Debian/Ubuntu as root it installs what is missing (mosquitto,
-#   mosquitto-clients, cmake, gcc); Rust itself must be there (rustup).
+#   mosquitto-clients, gcc, and cmake if the build still uses it), each
+#   checked by using it (scripts/lib.sh); Rust itself must be there (rustup).
+#   SKIP_INSTALL=1 never installs.
 #   DEMO_INTERVAL=2 sets the temperature interval in seconds.
 set -euo pipefail
 
@@ -25,24 +27,7 @@ die() { printf '\ndemo.sh: FAILED: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ tools
 step "1/7 Tools"
-missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
-mosquitto_bin=$(command -v mosquitto || true)
-[ -n "$mosquitto_bin" ] || { [ -x /usr/sbin/mosquitto ] && mosquitto_bin=/usr/sbin/mosquitto; } || missing+=(mosquitto)
-have mosquitto_sub && have mosquitto_pub || missing+=(mosquitto-clients)
-have cmake || missing+=(cmake)
-have cc || missing+=(gcc)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && have apt-get; then
-        say "installing ${missing[*]} (apt-get)"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-        mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-    else
-        die "missing: ${missing[*]}. Install them, e.g. sudo apt-get install ${missing[*]}"
-    fi
-fi
 if ! have cargo; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then
         PATH="$HOME/.cargo/bin:$PATH"
@@ -55,6 +40,21 @@ EOF
         exit 1
     fi
 fi
+# Each need is checked by using it; missing packages are installed as root
+# with apt-get (scripts/lib.sh).
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+need mosquitto "Mosquitto starts on 127.0.0.1 ($mosquitto_bin)" probe_mosquitto "$mosquitto_bin"
+need mosquitto-clients "mosquitto_pub and mosquitto_sub pass a message through it" \
+    probe_mosquitto_clients "$mosquitto_bin"
+need "gcc libc6-dev" "a C compiler that builds and runs a program (cc)" probe_cc cc
+# shellcheck disable=SC2119  # no cargo arguments: the default build
+if build_uses_cmake; then
+    need "cmake make" "cmake builds a C project (the cmake crate)" probe_cmake cc
+fi
+install_needs
+mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 say "mosquitto: $mosquitto_bin, $(cargo --version)"
 
 # ------------------------------------------------------------------ build

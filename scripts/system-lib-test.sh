@@ -62,23 +62,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-apt_install() { # apt_install <package>...
-    [ -z "${SKIP_INSTALL:-}" ] || cross_die "missing: $*" "(SKIP_INSTALL is set)"
-    [ "$(id -u)" = 0 ] || cross_die "missing: $*" "run as root, or: sudo apt-get install $*"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || cross_die "apt-get update failed"
-    apt-get install -y -qq --no-install-recommends "$@" || cross_die "apt-get install $* failed"
-}
-
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c \
     'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
 # ------------------------------------------------------------------ the library
 if [ -n "$NATIVE" ]; then
     step "1/4 Debian's libpaho-mqtt-dev"
-    if [ ! -f /usr/include/MQTTClient.h ] || [ ! -e "/usr/lib/$GNU_TRIPLE/libpaho-mqtt3c.so" ]; then
-        apt_install libpaho-mqtt-dev
-    fi
+    # Checked by use (scripts/lib.sh): a program with MQTTClient.h links
+    # -lpaho-mqtt3c and runs.
+    need "gcc libc6-dev" "a C compiler that builds and runs a program (cc)" probe_cc cc
+    need libpaho-mqtt-dev "Paho C from /usr: MQTTClient.h + -lpaho-mqtt3c build a program that runs" \
+        probe_c_lib cc MQTTClient.h 'MQTTClient_getVersionInfo()' -lpaho-mqtt3c
+    install_needs
     dpkg-query -W -f='${Package}:${Architecture} ${Version}\n' libpaho-mqtt-dev libpaho-mqtt1.3 ||
         cross_die "libpaho-mqtt-dev is not installed"
     headers=/usr/include
@@ -188,7 +183,8 @@ step "3/4 the lifecycle tests with the anchor client (PAHO_MQTT_SYNC_TEST_ANCHOR
 PAHO_MQTT_SYNC_TEST_ANCHOR=1 cargo nextest run "${target_args[@]+"${target_args[@]}"}" \
     --no-default-features --no-fail-fast --test lifecycle --test callbacks ||
     cross_die "lifecycle tests with the anchor client failed against the system Paho C"
-if [ -n "$NATIVE" ] && [ -f tests/tls.rs ] && [ -f "/usr/lib/$GNU_TRIPLE/libpaho-mqtt3cs.so" ]; then
+if [ -n "$NATIVE" ] && [ -f tests/tls.rs ] &&
+    probe_c_lib cc MQTTClient.h 'MQTTClient_getVersionInfo()' -lpaho-mqtt3cs -lssl -lcrypto >/dev/null 2>&1; then
     step "3/4 TLS tests against the system libpaho-mqtt3cs (--features ssl)"
     cargo nextest run --no-default-features --features ssl --no-fail-fast --lib --test tls ||
         cross_die "TLS tests failed against the system Paho C"

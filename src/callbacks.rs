@@ -28,6 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
+use crate::client::ConnectResponse;
 use crate::context::{lock, Context};
 use crate::delivery::DeliveryToken;
 use crate::error::{Error, Result};
@@ -37,6 +38,8 @@ use crate::message::Message;
 type ConnectionLostFn = Box<dyn FnMut(Option<&str>) + Send>;
 type MessageArrivedFn = Box<dyn FnMut(&str, &Message) -> bool + Send>;
 type DeliveryCompleteFn = Box<dyn FnMut(DeliveryToken) + Send>;
+type ConnectedFn = Box<dyn FnMut(&ConnectResponse) + Send>;
+type ReconnectStoppedFn = Box<dyn FnMut(&Error) + Send>;
 
 /// The callbacks of a client, for [`Client::set_callbacks`](crate::Client::set_callbacks)
 /// (the `cl`, `ma` and `dc` arguments of `MQTTClient_setCallbacks`).
@@ -67,6 +70,8 @@ pub struct Callbacks {
     connection_lost: Option<ConnectionLostFn>,
     message_arrived: Option<MessageArrivedFn>,
     delivery_complete: Option<DeliveryCompleteFn>,
+    connected: Option<ConnectedFn>,
+    reconnect_stopped: Option<ReconnectStoppedFn>,
 }
 
 impl Callbacks {
@@ -108,12 +113,37 @@ impl Callbacks {
     }
 }
 
+impl Callbacks {
+    /// Called after every successful connect: the client's own
+    /// [`Client::connect`](crate::Client::connect) calls (on the calling
+    /// thread, before `connect` returns) and each automatic reconnect (on the
+    /// reconnect thread). Any client method may be called in it; resubscribing
+    /// when [`ConnectResponse::session_present`] is false is the usual body.
+    /// (The crate's, not a C callback; like `MQTTClient_setConnected` of
+    /// newer Paho C releases.)
+    pub fn on_connected(mut self, f: impl FnMut(&ConnectResponse) + Send + 'static) -> Self {
+        self.connected = Some(Box::new(f));
+        self
+    }
+
+    /// Called when [automatic reconnect](crate::ConnectOptions::automatic_reconnect)
+    /// gives up: the broker refused the connection (bad password, ...) or
+    /// the options are invalid. Runs on the reconnect thread, where any
+    /// client method may be called.
+    pub fn on_reconnect_stopped(mut self, f: impl FnMut(&Error) + Send + 'static) -> Self {
+        self.reconnect_stopped = Some(Box::new(f));
+        self
+    }
+}
+
 impl std::fmt::Debug for Callbacks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Callbacks")
             .field("connection_lost", &self.connection_lost.is_some())
             .field("message_arrived", &self.message_arrived.is_some())
             .field("delivery_complete", &self.delivery_complete.is_some())
+            .field("connected", &self.connected.is_some())
+            .field("reconnect_stopped", &self.reconnect_stopped.is_some())
             .finish()
     }
 }
@@ -125,6 +155,8 @@ pub(crate) struct Slots {
     connection_lost: Mutex<Option<ConnectionLostFn>>,
     message_arrived: Mutex<Option<MessageArrivedFn>>,
     delivery_complete: Mutex<Option<DeliveryCompleteFn>>,
+    connected: Mutex<Option<ConnectedFn>>,
+    reconnect_stopped: Mutex<Option<ReconnectStoppedFn>>,
     /// Mirrors `message_arrived.is_some()` for cheap checks.
     has_message_callback: AtomicBool,
     /// `start_consuming` was called from inside the message callback, whose
@@ -138,6 +170,8 @@ impl Slots {
     pub(crate) fn set(&self, cb: Callbacks) {
         *lock(&self.connection_lost) = cb.connection_lost;
         *lock(&self.delivery_complete) = cb.delivery_complete;
+        *lock(&self.connected) = cb.connected;
+        *lock(&self.reconnect_stopped) = cb.reconnect_stopped;
         let mut ma = lock(&self.message_arrived);
         self.has_message_callback
             .store(cb.message_arrived.is_some(), SeqCst);
@@ -159,6 +193,29 @@ impl Slots {
     pub(crate) fn has_message_callback(&self) -> bool {
         self.has_message_callback.load(SeqCst)
     }
+
+    /// Runs the connected closure, unless this thread is already running it
+    /// (a connect from inside it). Panics are caught and logged.
+    pub(crate) fn run_connected(&self, response: &ConnectResponse) {
+        if inside() == Inside::Connected {
+            return;
+        }
+        let _inside = InsideGuard::set(Inside::Connected);
+        if let Some(f) = lock(&self.connected).as_mut() {
+            if catch_unwind(AssertUnwindSafe(|| f(response))).is_err() {
+                log::error!("paho-mqtt-sync: the connected callback panicked");
+            }
+        }
+    }
+
+    /// Runs the reconnect-stopped closure (panics caught and logged).
+    pub(crate) fn run_reconnect_stopped(&self, error: &Error) {
+        if let Some(f) = lock(&self.reconnect_stopped).as_mut() {
+            if catch_unwind(AssertUnwindSafe(|| f(error))).is_err() {
+                log::error!("paho-mqtt-sync: the reconnect-stopped callback panicked");
+            }
+        }
+    }
 }
 
 /// Which kind of callback the current thread is running.
@@ -169,6 +226,8 @@ pub(crate) enum Inside {
     LibraryThread,
     /// A connection-lost handler, on its own thread.
     ConnectionLost,
+    /// The connected callback (any thread but the library's).
+    Connected,
 }
 
 thread_local! {
@@ -393,7 +452,7 @@ pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mu
             "paho-mqtt-sync: client {:?} lost its connection",
             ctx.client_id()
         );
-        if ctx.is_closing() || lock(&ctx.slots().connection_lost).is_none() {
+        if ctx.is_closing() {
             return;
         }
         // SAFETY: the context was created by `Arc::new` and the client holds a
@@ -402,6 +461,12 @@ pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mu
             Arc::increment_strong_count(ptr);
             Arc::from_raw(ptr)
         };
+        if let Some(owner) = owned.owner() {
+            owned.reconnect().connection_lost(&owned, owner);
+        }
+        if lock(&owned.slots().connection_lost).is_none() {
+            return;
+        }
         let run = move || {
             let _inside = InsideGuard::set(Inside::ConnectionLost);
             if owned.is_closing() {

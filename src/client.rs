@@ -12,10 +12,12 @@ use crate::callbacks::{self, Callbacks, Inside};
 use crate::context::{lock, Context};
 use crate::cstr::{cstring, with_cstr};
 use crate::delivery::DeliveryToken;
-use crate::error::{check, ConnectReturnCode, Error, Result};
+use crate::diagnose::{diagnose, is_tls_uri};
+use crate::error::{check, ConnectErrorKind, ConnectReturnCode, Error, Result};
 use crate::ffi;
 use crate::message::{check_payload_len, Message, QoS};
 use crate::options::{ConnectOptions, CreateOptions, MqttVersion, Persistence, RawConnectOptions};
+use crate::persistence::UserStore;
 use crate::queue::{Popped, Receiver};
 use crate::topic::{validate_filter, validate_topic};
 
@@ -43,10 +45,13 @@ use crate::topic::{validate_filter, validate_topic};
 /// callbacks, it is torn down on a helper thread once the callback has
 /// returned. A connection-lost handler still running is not waited for.
 pub struct Client {
-    inner: ManuallyDrop<Inner>,
+    inner: ManuallyDrop<Arc<Inner>>,
 }
 
-struct Inner {
+/// The C client and the crate's state next to it, shared with the
+/// reconnect thread (reconnect.rs); dropping the last reference disconnects
+/// and destroys the C client.
+pub(crate) struct Inner {
     handle: ffi::MQTTClient,
     ctx: Arc<Context>,
     /// Held by subscribe, unsubscribe and `set_command_timeout`: the C calls
@@ -55,6 +60,13 @@ struct Inner {
     /// subscribe and an unsubscribe of one client overlap, and the two could
     /// pick up each other's acknowledgement (both go through `m->pack`).
     commands: Mutex<()>,
+    /// The URI given to `create` (empty for `from_raw`), for diagnosing
+    /// failed connects.
+    server_uri: String,
+    /// A user store (`Persistence::User`): the library points into it until
+    /// `MQTTClient_destroy`, so it is dropped with the fields, after `drop`
+    /// destroyed the C client.
+    _store: Option<UserStore>,
 }
 
 // SAFETY: the handle is only passed to MQTTClient_* functions, which lock the
@@ -120,8 +132,13 @@ impl Client {
                 "client id longer than 65535 bytes".into(),
             ));
         }
-        let (ptype, dir) = match &persistence {
+        let mut store = None;
+        let (ptype, dir) = match persistence {
             Persistence::None => (ffi::MQTTCLIENT_PERSISTENCE_NONE, None),
+            Persistence::User(user) => {
+                store = Some(UserStore::new(user));
+                (ffi::MQTTCLIENT_PERSISTENCE_USER, None)
+            }
             Persistence::File(path) => {
                 if !path.is_dir() {
                     return Err(Error::Persistence(format!(
@@ -140,13 +157,17 @@ impl Client {
                 (ffi::MQTTCLIENT_PERSISTENCE_DEFAULT, Some(dir))
             }
         };
-        let context = dir
-            .as_ref()
-            .map_or(ptr::null_mut(), |d| d.as_ptr() as *mut _);
+        let context = match (&dir, &store) {
+            (Some(d), _) => d.as_ptr() as *mut _,
+            (None, Some(s)) => s.context(),
+            (None, None) => ptr::null_mut(),
+        };
         let mut raw_opts = options.raw();
         let mut handle: ffi::MQTTClient = ptr::null_mut();
         // SAFETY: every pointer is valid for the call; the library copies the
-        // URI, client id and persistence directory.
+        // URI, client id and persistence directory; a user store's table stays
+        // where it is until after MQTTClient_destroy (`Inner::_store`, or the
+        // end of this function on failure).
         let rc = unsafe {
             ffi::MQTTClient_createWithOptions(
                 &mut handle,
@@ -162,16 +183,35 @@ impl Client {
                 // SAFETY: a partly created handle is freed with destroy.
                 unsafe { ffi::MQTTClient_destroy(&mut handle) };
             }
-            return Err(match rc {
-                ffi::MQTTCLIENT_PERSISTENCE_ERROR => Error::Persistence(format!(
+            let store_error = store.as_ref().and_then(UserStore::create_error);
+            // The library has let go of the store's table (destroyed above).
+            drop(store);
+            return Err(match (rc, store_error) {
+                (ffi::MQTTCLIENT_PERSISTENCE_ERROR, Some(e)) => Error::Persistence(e),
+                (ffi::MQTTCLIENT_PERSISTENCE_ERROR, None)
+                    if ptype == ffi::MQTTCLIENT_PERSISTENCE_USER =>
+                {
+                    Error::Persistence(
+                        "the library could not restore the messages of the store".into(),
+                    )
+                }
+                (ffi::MQTTCLIENT_PERSISTENCE_ERROR, None) => Error::Persistence(format!(
                     "the library cannot use the persistence directory {:?}",
                     dir.as_deref().unwrap_or_default()
                 )),
-                _ => Error::from_code(rc),
+                (_, _) => Error::from_code(rc),
             });
         }
         // SAFETY: the handle was just created and is owned by nobody else.
-        unsafe { Self::adopt(handle, client_id, options.receive_capacity) }
+        unsafe {
+            Self::adopt(
+                handle,
+                server_uri,
+                client_id,
+                options.receive_capacity,
+                store,
+            )
+        }
     }
 
     /// Takes ownership of a handle made by C code with `MQTTClient_create` and
@@ -187,15 +227,18 @@ impl Client {
         }
         crate::library::check_library()?;
         // SAFETY: guaranteed by the caller.
-        unsafe { Self::adopt(handle, "", receive_capacity) }
+        unsafe { Self::adopt(handle, "", "", receive_capacity, None) }
     }
 
     /// # Safety
-    /// As for [`Client::from_raw`]; on error the handle is destroyed.
+    /// As for [`Client::from_raw`]; on error the handle is destroyed (and
+    /// then `store`, which the handle uses, is dropped).
     unsafe fn adopt(
         mut handle: ffi::MQTTClient,
+        server_uri: &str,
         client_id: &str,
         capacity: usize,
+        store: Option<UserStore>,
     ) -> Result<Client> {
         let ctx = Arc::new(Context::new(client_id, capacity));
         let context = Arc::as_ptr(&ctx) as *mut std::os::raw::c_void;
@@ -214,12 +257,16 @@ impl Client {
             unsafe { ffi::MQTTClient_destroy(&mut handle) };
             return Err(e);
         }
+        let inner = Arc::new(Inner {
+            handle,
+            ctx,
+            commands: Mutex::new(()),
+            server_uri: server_uri.to_owned(),
+            _store: store,
+        });
+        inner.ctx.set_owner(Arc::downgrade(&inner));
         let client = Client {
-            inner: ManuallyDrop::new(Inner {
-                handle,
-                ctx,
-                commands: Mutex::new(()),
-            }),
+            inner: ManuallyDrop::new(inner),
         };
         // QoS 1/2 messages restored from file persistence are in flight too.
         let restored = client.pending_delivery_tokens()?;
@@ -260,7 +307,10 @@ impl Client {
     /// function this works while connected too. With a message-arrived callback
     /// set, `receive` returns [`Error::CallbacksSet`]; without one, messages go to
     /// the receive queue.
-    pub fn set_callbacks(&mut self, callbacks: Callbacks) -> Result<()> {
+    ///
+    /// Takes `&self`, so a client shared in an `Arc` can be given callbacks
+    /// that hold a `Weak` to it (to reconnect or resubscribe from them).
+    pub fn set_callbacks(&self, callbacks: Callbacks) -> Result<()> {
         if callbacks::inside() != Inside::Nothing {
             return Err(Error::CalledFromCallback);
         }
@@ -278,132 +328,43 @@ impl Client {
     }
 
     /// Connects to the broker (`MQTTClient_connect`). A CONNACK refusal is
-    /// [`Error::ConnectionRefused`] with the broker's return code. A network
-    /// failure (connection refused, host unreachable, time-out, TLS handshake)
-    /// is `Error::Library(-1)` (`MQTTCLIENT_FAILURE`), as in C, which says no
-    /// more; [`set_trace_level`](crate::set_trace_level) shows which step failed.
+    /// [`Error::ConnectionRefused`] with the broker's return code. A failure
+    /// before the broker answered (host not resolved, connection refused,
+    /// no CONNACK in time, TLS certificate or host name not verified, TLS
+    /// handshake failed, protocol rejected) is [`Error::Connect`], whose
+    /// [`ConnectError::kind`](crate::ConnectError::kind) says which, with
+    /// `code()` -1 as in C (see [`ConnectError`](crate::ConnectError) for how
+    /// the crate finds out).
+    ///
+    /// A client that is connected already gets [`Error::AlreadyConnected`]
+    /// (the library would open a second connection and leak the first
+    /// socket). An `ssl://` (or `mqtts://`, `wss://`) URI without
+    /// [`ConnectOptions::ssl`] settings is an [`Error::InvalidArgument`]
+    /// before anything is sent.
     ///
     /// May be called from a connection-lost callback to reconnect.
+    ///
+    /// With [`ConnectOptions::automatic_reconnect`], the client reconnects by
+    /// itself after a lost connection (see there); every successful connect,
+    /// this one and each automatic one, runs [`Callbacks::on_connected`].
     pub fn connect(&self, options: &ConnectOptions) -> Result<ConnectResponse> {
         self.enter()?;
-        let mut raw = options.raw()?;
-        let deadline = Instant::now().checked_add(options.timeout());
-        let first = match options.version() {
-            MqttVersion::Default => MqttVersion::V3_1_1,
-            v => v,
-        };
-        let after_refusal = self.ctx().take_refused();
-        let mut result = self.connect_version(&mut raw, first, deadline, after_refusal);
-        if options.version() == MqttVersion::Default {
-            // The fallback to MQTT 3.1, for brokers that reject 3.1.1 with
-            // CONNACK code 1 or by closing the connection, within the time left.
-            let refused = matches!(
-                result,
-                Err(Error::ConnectionRefused(
-                    ConnectReturnCode::UnacceptableProtocolVersion
-                ))
-            );
-            if (refused || matches!(result, Err(Error::Library(ffi::MQTTCLIENT_FAILURE))))
-                && time_left(deadline).is_none_or(|l| l >= Duration::from_secs(1))
-            {
-                result = self.connect_version(&mut raw, MqttVersion::V3_1, deadline, refused);
-            }
-        }
-        if matches!(result, Err(Error::ConnectionRefused(_))) {
-            self.ctx().set_refused();
-        }
-        let response = result?;
-        let handle = self.inner.handle;
-        self.ctx()
-            .set_connected(options.is_clean_session(), options.inflight_limit(), || {
-                // SAFETY: valid handle.
-                unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
-            });
-        Ok(response)
-    }
-
-    /// A connect with one MQTT version, until `deadline` (`None`: the
-    /// options' timeout could not be added to now).
-    ///
-    /// After a refusal the broker closes the connection at once; when the
-    /// library's thread sees that before the CONNACK was handled, it signals
-    /// the (sticky) CONNACK event a second time, and the next connect of this
-    /// client returns -1 at once (MQTTClient.c, `MQTTClient_run` and
-    /// `MQTTClient_waitfor`). That attempt uses the stale signal up, so after a
-    /// refusal a -1 is retried once.
-    fn connect_version(
-        &self,
-        raw: &mut RawConnectOptions<'_>,
-        version: MqttVersion,
-        deadline: Option<Instant>,
-        after_refusal: bool,
-    ) -> Result<ConnectResponse> {
-        let full = raw.timeout();
-        let timeout = |d| time_left(d).unwrap_or(full);
-        let result = self.connect_once(raw, version, timeout(deadline));
-        if after_refusal
-            && matches!(result, Err(Error::Library(ffi::MQTTCLIENT_FAILURE)))
-            && time_left(deadline).is_none_or(|l| l >= Duration::from_secs(1))
-        {
-            return self.connect_once(raw, version, timeout(deadline));
-        }
-        result
-    }
-
-    /// One `MQTTClient_connect` with an explicit MQTT version.
-    fn connect_once(
-        &self,
-        raw: &mut RawConnectOptions<'_>,
-        version: MqttVersion,
-        timeout: Duration,
-    ) -> Result<ConnectResponse> {
-        let handle = self.inner.handle;
-        let mut returned = (0, 0, String::new());
-        let _lifecycle = crate::run_thread::connecting();
-        let rc = raw.with(version, timeout, |c| {
-            // SAFETY: `c` and everything it points to live until `with` returns.
-            let rc = crate::run_thread::connect(|| unsafe { ffi::MQTTClient_connect(handle, c) });
-            if rc == ffi::MQTTCLIENT_SUCCESS {
-                returned.0 = c.returned.sessionPresent;
-                returned.1 = c.returned.MQTTVersion;
-                if !c.returned.serverURI.is_null() {
-                    // SAFETY: on success the library points this at a URI string
-                    // that lives at least until the next connect.
-                    returned.2 = unsafe { CStr::from_ptr(c.returned.serverURI) }
-                        .to_string_lossy()
-                        .into_owned();
-                }
-            }
-            rc
-        });
-        check(rc)?;
-        crate::run_thread::connected();
-        Ok(ConnectResponse {
-            session_present: returned.0 != 0,
-            mqtt_version: MqttVersion::from_raw(returned.1),
-            server_uri: returned.2,
-        })
+        self.inner.connect(options)
     }
 
     /// Disconnects (`MQTTClient_disconnect`), first waiting up to `timeout` for
-    /// QoS 1/2 messages in flight to complete.
+    /// QoS 1/2 messages in flight to be acknowledged, and stops
+    /// [automatic reconnect](ConnectOptions::automatic_reconnect).
+    ///
+    /// The client is disconnected in any case. When messages are still
+    /// unacknowledged at the end of `timeout`, the result is
+    /// [`Error::Unacknowledged`] with their tokens, which says whether the
+    /// session keeps them for the next connect (`clean_session(false)`) or
+    /// they are lost (a clean session).
     pub fn disconnect(&self, timeout: Duration) -> Result<()> {
         self.enter()?;
-        let ctx = self.ctx();
-        let deadline = Instant::now() + timeout;
-        // Wait for acknowledgements here: the library's own wait loop sleeps
-        // in 100 ms steps.
-        ctx.wait_deliveries_done(deadline);
-        let rest = deadline.saturating_duration_since(Instant::now());
-        let ms = c_int::try_from(rest.as_millis()).unwrap_or(c_int::MAX);
-        let rc = {
-            let _quiet = ctx.quiesce();
-            let _lifecycle = crate::run_thread::disconnecting();
-            // SAFETY: valid handle; message callbacks are quiesced (see context.rs).
-            unsafe { ffi::MQTTClient_disconnect(self.inner.handle, ms) }
-        };
-        ctx.set_disconnected();
-        check(rc)
+        self.ctx().reconnect().stop();
+        self.inner.disconnect(timeout)
     }
 
     /// Whether the client is connected (`MQTTClient_isConnected`). Inside a
@@ -665,9 +626,180 @@ fn time_left(deadline: Option<Instant>) -> Option<Duration> {
 }
 
 impl Inner {
+    fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The body of [`Client::disconnect`] (also used by the reconnect thread).
+    pub(crate) fn disconnect(&self, timeout: Duration) -> Result<()> {
+        let ctx = self.ctx();
+        let deadline = Instant::now() + timeout;
+        // Wait for acknowledgements here: the library's own wait loop sleeps
+        // in 100 ms steps.
+        ctx.wait_deliveries_done(deadline);
+        let unacknowledged = ctx.pending_tokens();
+        let rest = deadline.saturating_duration_since(Instant::now());
+        let ms = c_int::try_from(rest.as_millis()).unwrap_or(c_int::MAX);
+        let rc = {
+            let _quiet = ctx.quiesce();
+            let _lifecycle = crate::run_thread::disconnecting();
+            // SAFETY: valid handle; message callbacks are quiesced (see context.rs).
+            unsafe { ffi::MQTTClient_disconnect(self.handle, ms) }
+        };
+        let will_resend = !ctx.is_clean_session();
+        ctx.set_disconnected();
+        check(rc)?;
+        if unacknowledged.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Unacknowledged {
+                tokens: unacknowledged
+                    .into_iter()
+                    .map(DeliveryToken::from_id)
+                    .collect(),
+                will_resend,
+            })
+        }
+    }
+
+    pub(crate) fn connect(&self, options: &ConnectOptions) -> Result<ConnectResponse> {
+        let mut raw = options.raw()?;
+        let uris: Vec<&str> = if options.uris().is_empty() {
+            vec![self.server_uri.as_str()]
+        } else {
+            options.uris().iter().map(String::as_str).collect()
+        };
+        if let Some(uri) = uris.iter().find(|u| is_tls_uri(u)) {
+            if !options.has_tls() {
+                return Err(Error::InvalidArgument(format!(
+                    "{uri} is a TLS URI, but the connect options have no TLS settings \
+                     (ConnectOptions::ssl)"
+                )));
+            }
+        }
+        // SAFETY: valid handle.
+        if unsafe { ffi::MQTTClient_isConnected(self.handle) } != 0 {
+            return Err(Error::AlreadyConnected);
+        }
+        let started = Instant::now();
+        let deadline = started.checked_add(options.timeout());
+        let first = match options.version() {
+            MqttVersion::Default => MqttVersion::V3_1_1,
+            v => v,
+        };
+        let explain = |result: Result<ConnectResponse>| match result {
+            Err(Error::Library(ffi::MQTTCLIENT_FAILURE)) => Err(Error::Connect(diagnose(
+                &uris,
+                &self.ctx().tls_errors().take(),
+                started.elapsed(),
+                options.timeout(),
+            ))),
+            other => other,
+        };
+        self.ctx().tls_errors().take();
+        let after_refusal = self.ctx().take_refused();
+        let mut result = explain(self.connect_version(&mut raw, first, deadline, after_refusal));
+        if options.version() == MqttVersion::Default {
+            // The fallback to MQTT 3.1, for brokers that reject 3.1.1 with
+            // CONNACK code 1 or by closing the connection, within the time left.
+            let refused = matches!(
+                result,
+                Err(Error::ConnectionRefused(
+                    ConnectReturnCode::UnacceptableProtocolVersion
+                ))
+            );
+            let rejected = matches!(&result, Err(Error::Connect(e))
+                if e.kind() == ConnectErrorKind::ProtocolRejected);
+            if (refused || rejected)
+                && time_left(deadline).is_none_or(|l| l >= Duration::from_secs(1))
+            {
+                result =
+                    explain(self.connect_version(&mut raw, MqttVersion::V3_1, deadline, refused));
+            }
+        }
+        if matches!(result, Err(Error::ConnectionRefused(_))) {
+            self.ctx().set_refused();
+        }
+        let response = result?;
+        let handle = self.handle;
+        self.ctx()
+            .set_connected(options.is_clean_session(), options.inflight_limit(), || {
+                // SAFETY: valid handle.
+                unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
+            });
+        self.ctx().reconnect().connected(options);
+        self.ctx().slots().run_connected(&response);
+        Ok(response)
+    }
+
+    /// A connect with one MQTT version, until `deadline` (`None`: the
+    /// options' timeout could not be added to now).
+    ///
+    /// After a refusal the broker closes the connection at once; when the
+    /// library's thread sees that before the CONNACK was handled, it signals
+    /// the (sticky) CONNACK event a second time, and the next connect of this
+    /// client returns -1 at once (MQTTClient.c, `MQTTClient_run` and
+    /// `MQTTClient_waitfor`). That attempt uses the stale signal up, so after a
+    /// refusal a -1 is retried once.
+    fn connect_version(
+        &self,
+        raw: &mut RawConnectOptions<'_>,
+        version: MqttVersion,
+        deadline: Option<Instant>,
+        after_refusal: bool,
+    ) -> Result<ConnectResponse> {
+        let full = raw.timeout();
+        let timeout = |d| time_left(d).unwrap_or(full);
+        let result = self.connect_once(raw, version, timeout(deadline));
+        if after_refusal
+            && matches!(result, Err(Error::Library(ffi::MQTTCLIENT_FAILURE)))
+            && time_left(deadline).is_none_or(|l| l >= Duration::from_secs(1))
+        {
+            return self.connect_once(raw, version, timeout(deadline));
+        }
+        result
+    }
+
+    /// One `MQTTClient_connect` with an explicit MQTT version.
+    fn connect_once(
+        &self,
+        raw: &mut RawConnectOptions<'_>,
+        version: MqttVersion,
+        timeout: Duration,
+    ) -> Result<ConnectResponse> {
+        let handle = self.handle;
+        let mut returned = (0, 0, String::new());
+        let _lifecycle = crate::run_thread::connecting();
+        let rc = raw.with(version, timeout, self.ctx().tls_errors(), |c| {
+            // SAFETY: `c` and everything it points to live until `with` returns.
+            let rc = crate::run_thread::connect(|| unsafe { ffi::MQTTClient_connect(handle, c) });
+            if rc == ffi::MQTTCLIENT_SUCCESS {
+                returned.0 = c.returned.sessionPresent;
+                returned.1 = c.returned.MQTTVersion;
+                if !c.returned.serverURI.is_null() {
+                    // SAFETY: on success the library points this at a URI string
+                    // that lives at least until the next connect.
+                    returned.2 = unsafe { CStr::from_ptr(c.returned.serverURI) }
+                        .to_string_lossy()
+                        .into_owned();
+                }
+            }
+            rc
+        });
+        check(rc)?;
+        crate::run_thread::connected();
+        Ok(ConnectResponse {
+            session_present: returned.0 != 0,
+            mqtt_version: MqttVersion::from_raw(returned.1),
+            server_uri: returned.2,
+        })
+    }
+}
+
+impl Drop for Inner {
     /// Disconnects and destroys the C client, then releases the context. Must
-    /// not run on the library's callback thread.
-    fn shutdown(mut self) {
+    /// not run on the library's callback thread ([`Client`]'s `Drop` sees to it).
+    fn drop(&mut self) {
         let ctx = &self.ctx;
         ctx.close();
         // SAFETY: valid handle.
@@ -690,10 +822,13 @@ impl Inner {
 
 impl Drop for Client {
     fn drop(&mut self) {
+        self.ctx().reconnect().stop();
         // SAFETY: `inner` is taken once, here, and not used afterwards.
         let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
         if callbacks::inside() != Inside::LibraryThread {
-            inner.shutdown();
+            // Tears the C client down now, or, when the reconnect thread is
+            // in a connect attempt, when that attempt returns.
+            drop(inner);
             return;
         }
         // Inside a message or delivery callback: the library's thread is still
@@ -704,7 +839,7 @@ impl Drop for Client {
         let inner = ManuallyDrop::new(inner);
         let spawned = std::thread::Builder::new()
             .name("paho-drop".into())
-            .spawn(move || ManuallyDrop::into_inner(inner).shutdown());
+            .spawn(move || drop(ManuallyDrop::into_inner(inner)));
         if let Err(e) = spawned {
             log::error!("paho-mqtt-sync: cannot start the thread that destroys a client dropped in a callback ({e}); leaking it");
         }

@@ -14,13 +14,16 @@
 //! itself.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::callbacks::Slots;
+use crate::client::Inner;
 use crate::delivery::Deliveries;
+use crate::diagnose::TlsErrors;
 use crate::error::{Error, Result};
 use crate::queue::MessageQueue;
+use crate::reconnect::Reconnect;
 use crate::run_thread::Exit;
 use crate::signal::Signal;
 
@@ -73,6 +76,12 @@ pub(crate) struct Context {
     last_consumed: Exit,
     /// Last return of any message callback.
     last_returned: Exit,
+    /// OpenSSL's error texts since the last connect began.
+    tls_errors: TlsErrors,
+    /// Automatic reconnect.
+    reconnect: Reconnect,
+    /// The client that owns this context, for the reconnect thread.
+    owner: OnceLock<Weak<Inner>>,
     /// A panic caught in a callback, reported by the next API call.
     panic: Mutex<Option<String>>,
     /// Mirrors `panic.is_some()`, so API calls need no lock to check it.
@@ -85,7 +94,10 @@ impl Context {
             client_id: client_id.to_owned(),
             state: Mutex::new(State {
                 deliveries: Deliveries::new(),
-                clean_session: true,
+                // Until a connect says otherwise, messages restored from
+                // persistence belong to a session that a connect with
+                // `clean_session(false)` resumes.
+                clean_session: false,
                 losses: 0,
             }),
             state_changed: Signal::new(),
@@ -102,6 +114,9 @@ impl Context {
             idle: (Mutex::new(()), Signal::new()),
             last_consumed: Exit::new(),
             last_returned: Exit::new(),
+            tls_errors: TlsErrors::default(),
+            reconnect: Reconnect::default(),
+            owner: OnceLock::new(),
             panic: Mutex::new(None),
             panicked: AtomicBool::new(false),
         }
@@ -113,6 +128,23 @@ impl Context {
 
     pub(crate) fn is_connected(&self) -> bool {
         self.connected.load(SeqCst)
+    }
+
+    pub(crate) fn reconnect(&self) -> &Reconnect {
+        &self.reconnect
+    }
+
+    /// Records the client that owns this context (once, at creation).
+    pub(crate) fn set_owner(&self, owner: Weak<Inner>) {
+        let _ = self.owner.set(owner);
+    }
+
+    pub(crate) fn owner(&self) -> Option<Weak<Inner>> {
+        self.owner.get().cloned()
+    }
+
+    pub(crate) fn tls_errors(&self) -> &TlsErrors {
+        &self.tls_errors
     }
 
     pub(crate) fn slots(&self) -> &Slots {
@@ -153,6 +185,16 @@ impl Context {
         self.state_changed.notify_all();
     }
 
+    /// The tokens of the QoS 1/2 publishes not acknowledged yet.
+    pub(crate) fn pending_tokens(&self) -> Vec<i32> {
+        lock(&self.state).deliveries.pending().to_vec()
+    }
+
+    /// Whether the current (or last) connection has a clean session.
+    pub(crate) fn is_clean_session(&self) -> bool {
+        lock(&self.state).clean_session
+    }
+
     /// Waits until no QoS 1/2 publish is in flight, the connection is gone,
     /// or `deadline` passed.
     pub(crate) fn wait_deliveries_done(&self, deadline: Instant) {
@@ -171,15 +213,22 @@ impl Context {
     pub(crate) fn wait_delivered(&self, id: i32, deadline: Option<Instant>) -> Result<()> {
         let mut s = lock(&self.state);
         loop {
+            let unacknowledged = |will_resend| Error::Unacknowledged {
+                tokens: vec![crate::DeliveryToken::from_id(id)],
+                will_resend,
+            };
             if !s.deliveries.is_pending(id) {
                 if s.deliveries.is_dropped(id) {
                     // Never acknowledged: the clean session ended first.
-                    return Err(Error::Disconnected);
+                    return Err(unacknowledged(false));
                 }
                 return Ok(());
             }
             if !self.is_connected() {
-                return Err(Error::Disconnected);
+                // Still pending after the connection ended: the session
+                // (not clean, or its messages would have been dropped)
+                // sends it again when it resumes.
+                return Err(unacknowledged(!s.clean_session));
             }
             let wait = match deadline {
                 None => None,
@@ -265,7 +314,7 @@ impl Context {
     pub(crate) fn set_disconnected(&self) {
         let mut s = lock(&self.state);
         s.losses += 1;
-        self.connected.store(false, SeqCst);
+        self.mark_connected(false);
         if s.clean_session {
             // The library emptied its in-flight lists (MQTTClient_cleanSession).
             s.deliveries.clear();
@@ -303,7 +352,7 @@ impl Context {
             let connected = c_connected();
             let s = lock(&self.state);
             if s.losses == before {
-                self.connected.store(connected, SeqCst);
+                self.mark_connected(connected);
                 self.state_updated(s);
                 break;
             }
@@ -361,9 +410,17 @@ impl Context {
         }
     }
 
+    /// Records the connection state, keeping the process-wide count of
+    /// connected clients (run_thread.rs) in step.
+    fn mark_connected(&self, connected: bool) {
+        if self.connected.swap(connected, SeqCst) != connected {
+            crate::run_thread::connected_clients_changed(connected);
+        }
+    }
+
     /// The client is destroyed: no connection, no more messages.
     pub(crate) fn set_destroyed(&self) {
-        self.connected.store(false, SeqCst);
+        self.mark_connected(false);
         self.queue.close();
     }
 

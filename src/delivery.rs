@@ -115,6 +115,11 @@ impl Deliveries {
         self.dropped.contains(&token)
     }
 
+    /// Published and not yet acknowledged.
+    pub(crate) fn pending(&self) -> &[i32] {
+        &self.pending
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }

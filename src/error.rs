@@ -2,6 +2,7 @@
 
 use std::ffi::CStr;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::ffi;
 
@@ -26,6 +27,25 @@ pub enum Error {
     /// The broker refused the connection with this CONNACK return code
     /// (`MQTTClient_connect` returned 1..=255).
     ConnectionRefused(ConnectReturnCode),
+    /// The connect failed before the broker answered: the network, TLS or the
+    /// protocol (`MQTTClient_connect` returned -1, `MQTTCLIENT_FAILURE`, which
+    /// `code()` still is). [`ConnectError::kind`] says what happened.
+    Connect(ConnectError),
+    /// A connect while the client is already connected: the library would
+    /// open a second connection and lose the first one's socket, so the
+    /// crate refuses. `code()` -1.
+    AlreadyConnected,
+    /// QoS 1/2 messages were not acknowledged when the client disconnected
+    /// (or was told to wait for them). With a persistent session
+    /// (`clean_session(false)`) the library keeps them and sends them again
+    /// when the session resumes (`will_resend`); with a clean session they
+    /// are gone. `code()` is `MQTTCLIENT_DISCONNECTED` (-3).
+    Unacknowledged {
+        /// The delivery tokens of the messages concerned.
+        tokens: Vec<crate::DeliveryToken>,
+        /// The next connect of the same session sends them again.
+        will_resend: bool,
+    },
     /// The broker refused the subscription to these filters (SUBACK return code
     /// `0x80`; `code()` is 0x80). In `subscribe_many`, the other filters of the same
     /// call were granted and stay subscribed.
@@ -66,7 +86,10 @@ pub enum Error {
     /// A callback of this client panicked since the last call; the panic was
     /// caught on the library's thread and is reported once, here. `code()` -1.
     CallbackPanicked(String),
-    /// The file persistence directory is unusable (`MQTTCLIENT_PERSISTENCE_ERROR`, -2).
+    /// The store cannot be used (`MQTTCLIENT_PERSISTENCE_ERROR`, -2): the file
+    /// persistence directory is unusable, or a user store's `open`, `keys` or
+    /// `get` failed or panicked while the client was created (the text names
+    /// the method and its error).
     Persistence(String),
     /// A payload is not UTF-8 (`payload_str`). `code()` is
     /// `MQTTCLIENT_BAD_UTF8_STRING` (-5).
@@ -87,11 +110,14 @@ impl Error {
             Error::Library(code) => *code,
             Error::Disconnected => ffi::MQTTCLIENT_DISCONNECTED,
             Error::ConnectionRefused(rc) => i32::from(rc.code()),
+            Error::Unacknowledged { .. } => ffi::MQTTCLIENT_DISCONNECTED,
             Error::SubscriptionRefused(_) => ffi::MQTT_BAD_SUBSCRIBE,
             Error::InvalidQos(_) => ffi::MQTTCLIENT_BAD_QOS,
             Error::Persistence(_) => ffi::MQTTCLIENT_PERSISTENCE_ERROR,
             Error::Utf8(_) => ffi::MQTTCLIENT_BAD_UTF8_STRING,
             Error::Timeout
+            | Error::Connect(_)
+            | Error::AlreadyConnected
             | Error::NulByte(_)
             | Error::InvalidTopic { .. }
             | Error::InvalidFilter { .. }
@@ -169,6 +195,27 @@ impl fmt::Display for Error {
             Error::Library(code) => write!(f, "{} (Paho C code {code})", library_text(*code)),
             Error::Disconnected => f.write_str("Disconnected: the client is not connected"),
             Error::ConnectionRefused(rc) => write!(f, "connection refused by the broker: {rc}"),
+            Error::Connect(e) => e.fmt(f),
+            Error::AlreadyConnected => {
+                f.write_str("the client is already connected (disconnect it first)")
+            }
+            Error::Unacknowledged {
+                tokens,
+                will_resend: true,
+            } => write!(
+                f,
+                "{} QoS 1/2 message(s) not acknowledged yet; the session keeps them and sends \
+                 them again when it resumes",
+                tokens.len()
+            ),
+            Error::Unacknowledged {
+                tokens,
+                will_resend: false,
+            } => write!(
+                f,
+                "{} QoS 1/2 message(s) not acknowledged and lost with the clean session",
+                tokens.len()
+            ),
             Error::SubscriptionRefused(filters) => {
                 write!(f, "the broker refused the subscription to {filters:?}")
             }
@@ -194,7 +241,9 @@ impl fmt::Display for Error {
             ),
             Error::CallbackPanicked(msg) => write!(f, "a callback panicked: {msg}"),
             Error::Persistence(msg) => write!(f, "persistence error: {msg}"),
-            Error::Utf8(e) => write!(f, "payload is not UTF-8: {e}"),
+            // The UTF-8 error's own text is its `source()`: printing it here
+            // too would show it twice in an error chain.
+            Error::Utf8(_) => f.write_str("payload is not UTF-8"),
             Error::IncompatibleLibrary { found, expected } => write!(
                 f,
                 "linked Paho C library is version {found}, the bindings are for {expected}"
@@ -207,6 +256,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Utf8(e) => Some(e),
+            Error::Connect(e) => e.io.as_deref().map(|e| e as _),
             _ => None,
         }
     }
@@ -215,6 +265,74 @@ impl std::error::Error for Error {
 impl From<std::str::Utf8Error> for Error {
     fn from(e: std::str::Utf8Error) -> Self {
         Error::Utf8(e)
+    }
+}
+
+/// What made a connect fail before the broker answered (see
+/// [`Error::Connect`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectErrorKind {
+    /// The host name did not resolve to an address.
+    HostNotResolved,
+    /// Nothing listens on that port (TCP connection refused).
+    ConnectionRefused,
+    /// Another network failure (unreachable, TCP connect timed out...).
+    Network,
+    /// The TCP connection was made, but no CONNACK came within the connect
+    /// timeout.
+    Timeout,
+    /// The server's certificate did not verify (OpenSSL's reason in the message).
+    TlsCertificate,
+    /// The server's certificate is not for the host name connected to.
+    TlsHostName,
+    /// Another TLS handshake failure (OpenSSL's reason in the message).
+    TlsHandshake,
+    /// The server closed the connection without a CONNACK: it does not
+    /// speak this MQTT version, or not MQTT over this transport (a TLS port
+    /// reached with `tcp://`, say).
+    ProtocolRejected,
+}
+
+/// A connect that failed before the broker answered: what happened
+/// ([`ConnectError::kind`]), in words, with the socket error as
+/// [`source`](std::error::Error::source) where there is one.
+///
+/// The C library says only -1 for all of these. The crate learns the reason
+/// from OpenSSL's error texts (the library's per-connection `ssl_error_cb`)
+/// and, after the failure, by resolving the host and opening a plain TCP
+/// connection to it once itself (closed at once, nothing sent).
+#[derive(Debug, Clone)]
+pub struct ConnectError {
+    pub(crate) kind: ConnectErrorKind,
+    pub(crate) uri: String,
+    pub(crate) message: String,
+    pub(crate) io: Option<Arc<std::io::Error>>,
+}
+
+impl ConnectError {
+    /// What happened.
+    pub fn kind(&self) -> ConnectErrorKind {
+        self.kind
+    }
+
+    /// The server URI whose connect failed (the last one tried).
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+}
+
+impl PartialEq for ConnectError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, &self.uri, &self.message) == (other.kind, &other.uri, &other.message)
+    }
+}
+
+impl Eq for ConnectError {}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot connect to {}: {}", self.uri, self.message)
     }
 }
 
@@ -313,5 +431,24 @@ mod tests {
             Error::from_code(5).to_string(),
             "connection refused by the broker: not authorized (CONNACK code 5)"
         );
+    }
+
+    #[test]
+    fn utf8_text_shows_once_in_an_error_chain() {
+        let bytes = vec![b'a', 0xff, b'b'];
+        let inner = std::str::from_utf8(&bytes).unwrap_err();
+        let e = Error::from(inner);
+        assert_eq!(e.to_string(), "payload is not UTF-8");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source, Some(inner.to_string()));
+        // What error reporters print: each link of the chain once.
+        let mut chain = vec![e.to_string()];
+        let mut next = std::error::Error::source(&e);
+        while let Some(s) = next {
+            chain.push(s.to_string());
+            next = s.source();
+        }
+        let text = chain.join(": ");
+        assert_eq!(text.matches(&inner.to_string()).count(), 1, "{text}");
     }
 }

@@ -20,7 +20,6 @@ use crate::topic::validate_topic;
 /// Where the client keeps QoS 1/2 messages in flight across restarts
 /// (`persistence_type` and `persistence_context` of `MQTTClient_create`).
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Persistence {
     /// `MQTTCLIENT_PERSISTENCE_NONE`: in memory only; lost when the process ends.
     None,
@@ -28,7 +27,25 @@ pub enum Persistence {
     /// library's file persistence, one sub-directory per client id and server.
     /// The directory must exist; unlike C, there is no "current directory"
     /// default, so files never land where the process happens to run.
+    ///
+    /// The library writes each entry in place, without `fsync`: it survives
+    /// the process being killed, not necessarily a power cut (see
+    /// [`DirStore`](crate::DirStore) for a store that does).
     File(PathBuf),
+    /// `MQTTCLIENT_PERSISTENCE_USER`: a store of your own (see
+    /// [`ClientPersistence`](crate::ClientPersistence)). The client owns it
+    /// and drops it after the C client is destroyed.
+    User(Box<dyn crate::persistence::ClientPersistence>),
+}
+
+impl std::fmt::Debug for Persistence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Persistence::None => f.write_str("None"),
+            Persistence::File(dir) => f.debug_tuple("File").field(dir).finish(),
+            Persistence::User(_) => f.write_str("User(..)"),
+        }
+    }
 }
 
 /// The MQTT protocol level to connect with (`MQTTVersion`).
@@ -175,6 +192,7 @@ pub struct ConnectOptions {
     max_inflight: Option<u32>,
     server_uris: Vec<String>,
     mqtt_version: MqttVersion,
+    reconnect: Option<(Duration, Duration)>,
     #[cfg(feature = "ssl")]
     ssl: Option<crate::ssl::SslOptions>,
 }
@@ -193,6 +211,7 @@ impl Default for ConnectOptions {
             max_inflight: None,
             server_uris: Vec::new(),
             mqtt_version: MqttVersion::Default,
+            reconnect: None,
             #[cfg(feature = "ssl")]
             ssl: None,
         }
@@ -282,11 +301,45 @@ impl ConnectOptions {
         self
     }
 
+    /// Reconnect by itself after a lost connection (the crate's, not C's
+    /// `MQTTAsync` option): wait `min`, connect with these same options, and
+    /// after each failed attempt wait twice as long, up to `max` (each wait
+    /// shortened at random by up to a quarter), until a connect succeeds, the
+    /// broker refuses the connection (reported through
+    /// [`Callbacks::on_reconnect_stopped`](crate::Callbacks::on_reconnect_stopped)),
+    /// or [`Client::disconnect`](crate::Client::disconnect) or a drop stops it.
+    /// Each success runs [`Callbacks::on_connected`](crate::Callbacks::on_connected)
+    /// (resubscribe there when `session_present()` is false). `min` must be
+    /// more than zero and at most `max`.
+    pub fn automatic_reconnect(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect = Some((min, max));
+        self
+    }
+
+    /// The waits of [`ConnectOptions::automatic_reconnect`], if set.
+    pub(crate) fn reconnect_backoff(&self) -> Option<(Duration, Duration)> {
+        self.reconnect
+    }
+
     /// TLS settings (`ssl`), for `ssl://` and `mqtts://` URIs.
     #[cfg(feature = "ssl")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ssl")))]
     pub fn ssl(mut self, ssl: crate::ssl::SslOptions) -> Self {
         self.ssl = Some(ssl);
         self
+    }
+
+    /// The server URIs given (`server_uris`; empty: the create URI).
+    pub(crate) fn uris(&self) -> &[String] {
+        &self.server_uris
+    }
+
+    /// Whether TLS settings are given.
+    pub(crate) fn has_tls(&self) -> bool {
+        #[cfg(feature = "ssl")]
+        return self.ssl.is_some();
+        #[cfg(not(feature = "ssl"))]
+        false
     }
 
     /// Whether the session is clean (used by the client's bookkeeping).
@@ -319,6 +372,13 @@ impl ConnectOptions {
         let keep_alive = whole_secs(self.keep_alive, 0, "keep alive interval", 65_535)?;
         c_connect_timeout(self.connect_timeout)?;
         let retry_interval = whole_secs(self.retry_interval, 0, "retry interval", i32::MAX)?;
+        if let Some((min, max)) = self.reconnect {
+            if min.is_zero() || min > max {
+                return Err(Error::InvalidArgument(
+                    "automatic_reconnect needs 0 < min <= max".into(),
+                ));
+            }
+        }
         if self.max_inflight == Some(0) {
             return Err(Error::InvalidArgument(
                 "max_inflight_messages must be at least 1".into(),
@@ -426,10 +486,12 @@ impl RawConnectOptions<'_> {
     /// Calls `f` with the C options struct (and the will struct it points to),
     /// both valid only during the call, for one connect attempt with MQTT
     /// version `version` that may take `timeout`.
+    /// OpenSSL's error texts go to `tls_errors` (see `SslOptions`).
     pub(crate) fn with<R>(
         &mut self,
         version: MqttVersion,
         timeout: Duration,
+        tls_errors: &crate::diagnose::TlsErrors,
         f: impl FnOnce(&mut ffi::MQTTClient_connectOptions) -> R,
     ) -> R {
         let o = self.opts;
@@ -475,8 +537,10 @@ impl RawConnectOptions<'_> {
             c.serverURIcount = self.uri_count;
             c.serverURIs = self.uri_ptrs.as_ptr();
         }
+        #[cfg(not(feature = "ssl"))]
+        let _ = tls_errors;
         #[cfg(feature = "ssl")]
-        let mut ssl_raw = self.ssl.as_ref().map(crate::ssl::RawSslOptions::c_struct);
+        let mut ssl_raw = self.ssl.as_ref().map(|s| s.c_struct(tls_errors));
         #[cfg(feature = "ssl")]
         if let Some(s) = ssl_raw.as_mut() {
             c.ssl = s;
@@ -494,7 +558,7 @@ mod tests {
     fn defaults_equal_the_initializer() {
         let o = ConnectOptions::new();
         let mut raw = o.raw().unwrap();
-        raw.with(o.version(), o.timeout(), |c| {
+        raw.with(o.version(), o.timeout(), &Default::default(), |c| {
             let d = ffi::MQTTClient_connectOptions::default();
             assert_eq!(c.struct_version, d.struct_version);
             assert_eq!(c.keepAliveInterval, d.keepAliveInterval);
@@ -536,7 +600,7 @@ mod tests {
             .server_uris(&["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"])
             .mqtt_version(MqttVersion::V3_1_1);
         let mut raw = o.raw().unwrap();
-        raw.with(o.version(), o.timeout(), |c| {
+        raw.with(o.version(), o.timeout(), &Default::default(), |c| {
             assert_eq!(c.keepAliveInterval, 2);
             assert_eq!(c.cleansession, 0);
             assert_eq!(c.connectTimeout, 2);

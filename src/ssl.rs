@@ -9,12 +9,14 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use crate::diagnose::TlsErrors;
 use crate::error::{Error, Result};
 use crate::ffi;
 
 /// The TLS protocol version (`sslVersion`).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(docsrs, doc(cfg(feature = "ssl")))]
 pub enum SslVersion {
     /// `MQTT_SSL_VERSION_DEFAULT`: the highest version both sides support.
     #[default]
@@ -30,6 +32,7 @@ pub enum SslVersion {
 /// TLS settings for `ssl://` / `mqtts://` connections
 /// (`MQTTClient_SSLOptions`), set with [`ConnectOptions::ssl`](crate::ConnectOptions::ssl).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "ssl")))]
 pub struct SslOptions {
     trust_store: Option<PathBuf>,
     ca_path: Option<PathBuf>,
@@ -194,21 +197,27 @@ pub(crate) struct RawSslOptions<'a> {
     cipher_suites: Option<CString>,
 }
 
-/// `ssl_error_cb`: OpenSSL's error text, to the log.
-unsafe extern "C" fn ssl_error(text: *const c_char, len: usize, _context: *mut c_void) -> c_int {
-    if !text.is_null() {
+/// `ssl_error_cb`: OpenSSL's error text, kept with the client for the
+/// connect's error ([`crate::ConnectError`]) and logged at debug level.
+unsafe extern "C" fn ssl_error(text: *const c_char, len: usize, context: *mut c_void) -> c_int {
+    if !text.is_null() && !context.is_null() {
         let _ = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: OpenSSL passes `len` readable bytes.
             let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len) };
-            log::warn!(target: crate::trace::TRACE_TARGET, "TLS: {}", String::from_utf8_lossy(bytes).trim_end());
+            let text = String::from_utf8_lossy(bytes);
+            log::debug!(target: crate::trace::TRACE_TARGET, "TLS: {}", text.trim_end());
+            // SAFETY: `context` is the `TlsErrors` of the client's Context
+            // (`c_struct`), which outlives the C client.
+            unsafe { &*context.cast::<TlsErrors>() }.push(&text);
         }));
     }
     0
 }
 
 impl RawSslOptions<'_> {
-    /// The C struct; it points into `self`.
-    pub(crate) fn c_struct(&self) -> ffi::MQTTClient_SSLOptions {
+    /// The C struct; it points into `self`, and OpenSSL's error texts go to
+    /// `errors`, which must outlive the C client (the library keeps the pointer).
+    pub(crate) fn c_struct(&self, errors: &TlsErrors) -> ffi::MQTTClient_SSLOptions {
         let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
         let o = self.opts;
         ffi::MQTTClient_SSLOptions {
@@ -228,6 +237,7 @@ impl RawSslOptions<'_> {
             },
             disableDefaultTrustStore: c_int::from(!o.default_trust_store),
             ssl_error_cb: Some(ssl_error),
+            ssl_error_context: std::ptr::from_ref(errors).cast_mut().cast(),
             protos: if o.alpn.is_empty() {
                 std::ptr::null()
             } else {
@@ -247,7 +257,8 @@ mod tests {
     fn safe_defaults() {
         let o = SslOptions::new();
         let raw = o.raw().unwrap();
-        let c = raw.c_struct();
+        let errors = TlsErrors::default();
+        let c = raw.c_struct(&errors);
         assert_eq!(
             (c.enableServerCertAuth, c.verify, c.disableDefaultTrustStore),
             (1, 1, 0)

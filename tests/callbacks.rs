@@ -86,7 +86,7 @@ fn client_methods_fail_fast_inside_message_arrived() -> anyhow::Result<()> {
     let topic = common::topic("inmsg");
     let me: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
     let (tx, rx) = mpsc::channel::<(Report, bool)>();
-    let mut c = common::create(&broker.uri(), "inmsg")?;
+    let c = common::create(&broker.uri(), "inmsg")?;
     {
         let (me, other, topic) = (me.clone(), other.clone(), topic.clone());
         let tx = Mutex::new(Some(tx));
@@ -120,7 +120,7 @@ fn client_methods_fail_fast_inside_delivery_complete() -> anyhow::Result<()> {
     let topic = common::topic("indc");
     let me: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
     let (tx, rx) = mpsc::channel::<Report>();
-    let mut c = common::create(&broker.uri(), "indc")?;
+    let c = common::create(&broker.uri(), "indc")?;
     {
         let (me, topic) = (me.clone(), topic.clone());
         let tx = Mutex::new(Some(tx));
@@ -155,7 +155,7 @@ fn dropping_the_client_inside_its_message_callback() -> anyhow::Result<()> {
 
     let holder: Arc<Mutex<Option<Client>>> = Arc::new(Mutex::new(None));
     let (tx, rx) = mpsc::channel::<Duration>();
-    let mut c = common::create(&broker.uri(), "dmsg")?;
+    let c = common::create(&broker.uri(), "dmsg")?;
     let id = c.client_id().to_owned();
     {
         let holder = holder.clone();
@@ -187,7 +187,7 @@ fn dropping_the_client_inside_its_message_callback() -> anyhow::Result<()> {
     assert!(got.is_empty(), "{got:?}");
     // The library's callback thread still serves other clients.
     let (tx2, rx2) = mpsc::channel::<Vec<u8>>();
-    let mut next = common::create(&broker.uri(), "dnext")?;
+    let next = common::create(&broker.uri(), "dnext")?;
     next.set_callbacks(
         Callbacks::new().on_message_arrived(move |_, m| tx2.send(m.payload().to_vec()).is_ok()),
     )?;
@@ -208,7 +208,7 @@ fn dropping_the_client_inside_its_delivery_and_connection_lost_callbacks() -> an
     // Delivery complete.
     let holder: Arc<Mutex<Option<Client>>> = Arc::new(Mutex::new(None));
     let (tx, rx) = mpsc::channel::<bool>();
-    let mut c = common::create(&broker.uri(), "ddc")?;
+    let c = common::create(&broker.uri(), "ddc")?;
     let id = c.client_id().to_owned();
     {
         let holder = holder.clone();
@@ -238,7 +238,7 @@ fn dropping_the_client_inside_its_delivery_and_connection_lost_callbacks() -> an
     // Connection lost.
     let holder: Arc<Mutex<Option<Client>>> = Arc::new(Mutex::new(None));
     let (tx, rx) = mpsc::channel::<()>();
-    let mut c = common::create(&proxy.uri(), "dcl")?;
+    let c = common::create(&proxy.uri(), "dcl")?;
     {
         let holder = holder.clone();
         c.set_callbacks(Callbacks::new().on_connection_lost(move |_| {
@@ -279,7 +279,7 @@ fn panic_in_message_arrived_is_reported_once_and_not_redelivered() -> anyhow::Re
     let topic = common::topic("pma");
     let boom_calls = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let mut c = common::create(&broker.uri(), "pma")?;
+    let c = common::create(&broker.uri(), "pma")?;
     {
         let boom_calls = boom_calls.clone();
         c.set_callbacks(Callbacks::new().on_message_arrived(move |_, m| {
@@ -312,7 +312,7 @@ fn panic_in_delivery_complete_is_reported() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let topic = common::topic("pdc");
     let calls = Arc::new(AtomicUsize::new(0));
-    let mut c = common::create(&broker.uri(), "pdc")?;
+    let c = common::create(&broker.uri(), "pdc")?;
     {
         let calls = calls.clone();
         c.set_callbacks(Callbacks::new().on_delivery_complete(move |_| {
@@ -339,7 +339,7 @@ fn panic_in_connection_lost_is_reported() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let proxy = Proxy::new(broker.port())?;
     let calls = Arc::new(AtomicUsize::new(0));
-    let mut c = common::create(&proxy.uri(), "pcl")?;
+    let c = common::create(&proxy.uri(), "pcl")?;
     {
         let calls = calls.clone();
         c.set_callbacks(Callbacks::new().on_connection_lost(move |_| {
@@ -370,7 +370,7 @@ fn returning_false_gets_the_same_message_again() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let topic = common::topic("again");
     let (tx, rx) = mpsc::channel::<(Vec<u8>, QoS, i32, Instant)>();
-    let mut c = common::create(&broker.uri(), "again")?;
+    let c = common::create(&broker.uri(), "again")?;
     let mut refused = std::collections::HashSet::new();
     c.set_callbacks(Callbacks::new().on_message_arrived(move |_, m| {
         let _ = tx.send((m.payload().to_vec(), m.qos(), m.msgid(), Instant::now()));

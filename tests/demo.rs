@@ -16,7 +16,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -65,66 +65,7 @@ fn demo_binary() -> Result<PathBuf> {
 }
 
 fn build_demo() -> Result<PathBuf> {
-    // This binary is <target>[/<triple>]/<profile dir>/deps/demo-<hash>.
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary outside a cargo target dir")?
-        .to_path_buf();
-    let mut target_dir = profile_dir.parent().context("no target dir")?.to_path_buf();
-    // A `--target` build: <target>/<triple>/<profile dir>, the triple being
-    // the one this test was compiled for (set by build.rs).
-    let mut triple = None;
-    let built_for = option_env!("PAHO_MQTT_SYNC_TARGET").unwrap_or_default();
-    if !built_for.is_empty() && target_dir.file_name() == Some(std::ffi::OsStr::new(built_for)) {
-        triple = Some(built_for);
-        target_dir = target_dir.parent().context("no target dir")?.to_path_buf();
-    }
-    let profile = match profile_dir.file_name().and_then(|p| p.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let mut features = Vec::new();
-    if cfg!(feature = "bundled") {
-        features.push("bundled");
-    }
-    if cfg!(feature = "ssl") {
-        features.push("ssl");
-    }
-    if cfg!(feature = "build_bindgen") {
-        features.push("build_bindgen");
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "--quiet",
-        "--example",
-        "mqtt_client",
-        "--profile",
-        &profile,
-    ])
-    .arg("--manifest-path")
-    .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-    .arg("--target-dir")
-    .arg(&target_dir)
-    .args(["--no-default-features", "--features", &features.join(",")]);
-    if let Some(t) = &triple {
-        cmd.arg("--target").arg(t);
-    }
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .context("running cargo build")?;
-    ensure!(
-        out.status.success(),
-        "cargo build --example mqtt_client failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bin = profile_dir.join("examples").join("mqtt_client");
-    ensure!(bin.is_file(), "{} missing after the build", bin.display());
-    Ok(bin)
+    Ok(common::build_examples(&["mqtt_client"])?.join("mqtt_client"))
 }
 
 /// A command that runs the demo: the binary itself, or through the target's
@@ -389,6 +330,26 @@ fn expect_msg(c: &Client, topic: &str, payload: &str, timeout: Duration) -> Resu
     }
 }
 
+/// A client subscribed to `topic` that reports when each message arrives
+/// (on the library's thread, as it arrives) and whether it was flagged
+/// retained. Keep the client alive while reading the channel.
+fn arrival_clock(
+    uri: &str,
+    topic: &str,
+) -> Result<(Client, std::sync::mpsc::Receiver<(Instant, bool)>)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let c = common::create(uri, "clock")?;
+    c.set_callbacks(
+        paho_mqtt_sync::Callbacks::new().on_message_arrived(move |_, m| {
+            let _ = tx.send((Instant::now(), m.retained()));
+            true
+        }),
+    )?;
+    c.connect(&common::options())?;
+    c.subscribe(topic, QoS::AtMostOnce)?;
+    Ok((c, rx))
+}
+
 /// The retained message of `topic`, as a new subscriber gets it.
 fn retained(uri: &str, topic: &str) -> Result<Message> {
     let c = common::connect(uri, "retain")?;
@@ -474,6 +435,7 @@ fn help_and_bad_arguments() -> Result {
         "--temp-path",
         "--led-path",
         "--keepalive",
+        "--persistence-dir",
         "-v",
         "MQTT_BROKER",
         "MQTT_CLIENT_ID",
@@ -496,6 +458,7 @@ fn help_and_bad_arguments() -> Result {
         &["--client-id", ""],
         &["--password", "secret"],
         &["--broker", "nonsense://127.0.0.1:1"],
+        &["--persistence-dir", "/nonexistent/paho-sync-demo-store"],
     ];
     for args in bad {
         let out = demo_command()?
@@ -536,9 +499,22 @@ fn online_temperature_led_and_sigint() -> Result {
     // Temperature: the file's value, trimmed, QoS 0, retained, every interval.
     let first = expect_msg(&peer, &temp, "45678", WAIT)?;
     assert_eq!(first.qos(), QoS::AtMostOnce);
-    let t0 = Instant::now();
-    expect_msg(&peer, &temp, "45678", WAIT)?;
-    let gap = t0.elapsed();
+    // The interval, from arrival times. (Timing `peer.receive` would measure
+    // this thread: messages that queued up while it was busy above, e.g. in
+    // `retained`, come out back to back.)
+    let (_clock, arrivals) = arrival_clock(&uri, &temp)?;
+    let live = |what: &str| -> Result<Instant> {
+        loop {
+            let (at, retained) = arrivals
+                .recv_timeout(WAIT)
+                .with_context(|| format!("no {what} temperature message"))?;
+            if !retained {
+                return Ok(at);
+            }
+        }
+    };
+    let t1 = live("first live")?;
+    let gap = live("second live")? - t1;
     assert!(
         gap > Duration::from_millis(500) && gap < Duration::from_secs(3),
         "interval 1 s, got {gap:?}"
@@ -573,6 +549,9 @@ fn online_temperature_led_and_sigint() -> Result {
     }
     publish(&peer, &led, b"0")?;
     board.expect_led("none", "0")?;
+    // The demo logged every rejection before it switched the LED off, but the
+    // lines reach `demo.log()` through a reader thread that may lag behind.
+    wait_until(WAIT, || demo.count("ignored LED command") >= garbage.len());
     assert_eq!(
         demo.count("ignored LED command"),
         garbage.len(),
@@ -622,6 +601,37 @@ fn kill_9_leaves_the_will() -> Result {
         (text(&m).as_str(), m.qos()),
         ("Unexpected disconnection", QoS::AtMostOnce)
     );
+    Ok(())
+}
+
+/// `--persistence-dir`: the store's directory for this client id and broker
+/// is made there; a clean shutdown still works.
+#[test]
+fn persistence_dir_holds_the_store() -> Result {
+    let _w = watchdog("persistence_dir_holds_the_store", TEST_LIMIT);
+    let broker = Broker::new()?;
+    let uri = broker.uri();
+    let board = Board::new(Some("40000"))?;
+    let prefix = common::topic("demo");
+    let will = format!("{prefix}/will");
+    let store = common::TempDir::new("demostore")?;
+    let peer = watcher(&uri, &prefix)?;
+    let mut args = args(&uri, &prefix, &board);
+    args.push("--persistence-dir".into());
+    args.push(store.path().to_str().expect("UTF-8 temp dir").to_owned());
+    let mut demo = Demo::spawn(&args, &[])?;
+    expect_msg(&peer, &will, "Online", WAIT)?;
+    let dirs: Vec<_> = std::fs::read_dir(store.path())?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(dirs[0].starts_with("demo-"), "{dirs:?}");
+    assert!(
+        dirs[0].ends_with(&format!("@127%2E0%2E0%2E1%3A{}", broker.port())),
+        "{dirs:?}"
+    );
+    demo.signal(libc::SIGINT)?;
+    assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0), "{}", demo.log());
     Ok(())
 }
 
@@ -917,19 +927,67 @@ fn signal_during_backoff_exits_promptly() -> Result {
     Ok(())
 }
 
-/// `-v` adds the C library's trace to the log.
+/// `-v` adds the C library's trace to the log; repeated flags (`-vvv`,
+/// `-v -v`, `--verbose`) add up and saturate at "everything".
 #[test]
 fn verbose_adds_the_library_trace() -> Result {
     let _w = watchdog("verbose_adds_the_library_trace", TEST_LIMIT);
     let broker = Broker::new()?;
     let board = Board::new(Some("37000"))?;
-    let mut args = args(&broker.uri(), &common::topic("demo"), &board);
-    args.push("-v".into());
-    let mut demo = Demo::spawn(&args, &[])?;
+    let flags: [&[&str]; 2] = [&["-v"], &["-vvv", "--verbose", "-vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv", "-v"]];
+    for flags in flags {
+        let mut args = args(&broker.uri(), &common::topic("demo"), &board);
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let mut demo = Demo::spawn(&args, &[])?;
+        demo.expect_log("subscribed to", WAIT)?;
+        demo.expect_log("[paho_mqtt_c]", WAIT)?;
+        if flags.len() > 1 {
+            // Everything: the C library's function entry/exit trace.
+            demo.expect_log(" TRACE ", WAIT)?;
+        }
+        demo.signal(libc::SIGINT)?;
+        assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0), "{flags:?}");
+        check_log_format(&demo.log())?;
+    }
+    Ok(())
+}
+
+/// The connection is cut every few seconds: each time the demo is back
+/// within its first backoff step (the automatic reconnect's backoff grows
+/// with failed attempts, not with drops that reconnect at once), announces
+/// `Online`, and the LED follows a command sent right after that within a
+/// second.
+#[test]
+fn led_follows_commands_through_repeated_cuts() -> Result {
+    let _w = watchdog("led_follows_commands_through_repeated_cuts", TEST_LIMIT);
+    let broker = Broker::new()?;
+    let proxy = common::Proxy::new(broker.port())?;
+    let board = Board::new(Some("43000"))?;
+    let prefix = common::topic("demo");
+    let (will, led) = (format!("{prefix}/will"), format!("{prefix}/led"));
+    let peer = watcher(&broker.uri(), &prefix)?;
+    let demo = Demo::spawn(&args(&proxy.uri(), &prefix, &board), &[])?;
+    expect_msg(&peer, &will, "Online", WAIT)?;
     demo.expect_log("subscribed to", WAIT)?;
-    demo.expect_log("[paho_mqtt_c]", WAIT)?;
-    demo.signal(libc::SIGINT)?;
-    assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0));
-    check_log_format(&demo.log())?;
+    let commands: [(&[u8], (&str, &str)); 2] = [(b"1", ("none", "1")), (b"0", ("none", "0"))];
+    for round in 0..6 {
+        std::thread::sleep(Duration::from_secs(2));
+        proxy.cut();
+        expect_msg(&peer, &will, "Unexpected disconnection", WAIT)?;
+        // First backoff step 1 s (less jitter), on a loaded machine more.
+        expect_msg(&peer, &will, "Online", Duration::from_secs(5))?;
+        let (payload, (trigger, brightness)) = commands[round % 2];
+        publish(&peer, &led, payload)?;
+        let followed = wait_until(Duration::from_secs(1), || {
+            board.led_state() == (trigger.to_owned(), brightness.to_owned())
+        });
+        if !followed {
+            bail!(
+                "round {round}: LED files are {:?} a second after {:?}",
+                board.led_state(),
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
     Ok(())
 }

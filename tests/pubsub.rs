@@ -99,7 +99,7 @@ fn granted_qos_caps_delivery_qos() -> anyhow::Result<()> {
 fn round_trips_with_callbacks_and_delivery_tokens() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let (msg_tx, msg_rx) = mpsc::channel::<(String, Message)>();
-    let mut sub = common::create(&broker.uri(), "cbsub")?;
+    let sub = common::create(&broker.uri(), "cbsub")?;
     sub.set_callbacks(
         Callbacks::new()
             .on_message_arrived(move |t, m| msg_tx.send((t.to_owned(), m.clone())).is_ok()),
@@ -108,7 +108,7 @@ fn round_trips_with_callbacks_and_delivery_tokens() -> anyhow::Result<()> {
     assert_eq!(sub.receive(Duration::ZERO), Err(Error::CallbacksSet));
 
     let (tok_tx, tok_rx) = mpsc::channel::<DeliveryToken>();
-    let mut publisher = common::create(&broker.uri(), "cbpub")?;
+    let publisher = common::create(&broker.uri(), "cbpub")?;
     publisher.set_callbacks(Callbacks::new().on_delivery_complete(move |t| {
         let _ = tok_tx.send(t);
     }))?;
@@ -227,7 +227,14 @@ fn wait_for_completion_after_a_clean_session_loss() -> anyhow::Result<()> {
     );
     proxy.cut();
     assert!(common::wait_until(WAIT, || !c.is_connected()));
-    assert_eq!(c.wait_for_completion(tok, WAIT), Err(Error::Disconnected));
+    // Lost with the clean session: publishing again is up to the caller.
+    assert_eq!(
+        c.wait_for_completion(tok, WAIT),
+        Err(Error::Unacknowledged {
+            tokens: vec![tok],
+            will_resend: false
+        })
+    );
     Ok(())
 }
 
@@ -253,7 +260,14 @@ fn wait_for_completion_is_woken_by_a_connection_loss() -> anyhow::Result<()> {
         proxy.cut();
         h.join().expect("waiter thread")
     });
-    assert_eq!(waiter, Err(Error::Disconnected));
+    // Kept by the persistent session: sent again after the reconnect.
+    assert_eq!(
+        waiter,
+        Err(Error::Unacknowledged {
+            tokens: vec![tok],
+            will_resend: true
+        })
+    );
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -672,5 +686,37 @@ fn a_full_window_that_is_never_acknowledged_times_out_publishes() -> anyhow::Res
         );
     }
     assert!(c.is_connected());
+    Ok(())
+}
+
+#[test]
+fn disconnect_reports_what_was_not_acknowledged() -> anyhow::Result<()> {
+    let broker = Broker::new()?;
+    let proxy = Proxy::new(broker.port())?;
+    for clean in [true, false] {
+        let c = common::create(&proxy.uri(), "unacked")?;
+        c.connect(&common::options().clean_session(clean))?;
+        proxy.stall();
+        let tok = c.publish(&common::topic("unacked"), b"x", QoS::AtLeastOnce, false)?;
+        let t0 = Instant::now();
+        let r = c.disconnect(Duration::from_millis(300));
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert_eq!(
+            r,
+            Err(Error::Unacknowledged {
+                tokens: vec![tok],
+                will_resend: !clean
+            }),
+            "clean session {clean}"
+        );
+        assert_eq!(r.unwrap_err().code(), -3);
+        assert!(!c.is_connected());
+        proxy.resume();
+    }
+    // Nothing in flight: Ok.
+    let c = common::connect(&broker.uri(), "acked")?;
+    let tok = c.publish(&common::topic("acked"), b"x", QoS::AtLeastOnce, false)?;
+    c.wait_for_completion(tok, WAIT)?;
+    c.disconnect(Duration::from_secs(1))?;
     Ok(())
 }

@@ -100,7 +100,7 @@ fn receive_works_while_another_client_uses_callbacks() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let topic = common::topic("mix");
     let (tx, cb_rx) = mpsc::channel::<Vec<u8>>();
-    let mut with_cb = common::create(&broker.uri(), "mixcb")?;
+    let with_cb = common::create(&broker.uri(), "mixcb")?;
     with_cb.set_callbacks(
         Callbacks::new().on_message_arrived(move |_, m| tx.send(m.payload().to_vec()).is_ok()),
     )?;
@@ -173,14 +173,19 @@ fn receiver_ends_when_the_client_is_dropped() -> anyhow::Result<()> {
     let t = common::topic("rxend");
     c.subscribe(&t, QoS::AtLeastOnce)?;
     let rx = c.start_consuming();
+    let (got_first, first_in) = mpsc::channel();
     let waiter = std::thread::spawn(move || {
         let first = rx.recv().map(|(_, m)| m.payload().to_vec());
+        let _ = got_first.send(());
         let end = rx.recv();
         (first, end.is_err(), rx.into_iter().count())
     });
     let tok = c.publish(&t, b"1", QoS::AtLeastOnce, false)?;
     c.wait_for_completion(tok, WAIT)?;
-    std::thread::sleep(Duration::from_millis(100));
+    // The PUBACK can come before the message itself: drop the client only
+    // once the waiter has it (a fixed sleep here assumed the message came
+    // within that time).
+    first_in.recv_timeout(WAIT)?;
     drop(c);
     let (first, ended, rest) = waiter.join().expect("waiter");
     assert_eq!(first.ok(), Some(b"1".to_vec()));
@@ -215,7 +220,7 @@ fn start_consuming_replaces_the_message_callback() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let t = common::topic("switch");
     let (tx, cb_rx) = mpsc::channel::<Vec<u8>>();
-    let mut c = common::create(&broker.uri(), "switch")?;
+    let c = common::create(&broker.uri(), "switch")?;
     c.set_callbacks(
         Callbacks::new().on_message_arrived(move |_, m| tx.send(m.payload().to_vec()).is_ok()),
     )?;
@@ -249,7 +254,7 @@ fn start_consuming_from_inside_the_message_callback() -> anyhow::Result<()> {
     let me: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
     let (rx_tx, rx_rx) = mpsc::channel::<Receiver>();
     let calls = Arc::new(AtomicUsize::new(0));
-    let mut c = common::create(&broker.uri(), "inside")?;
+    let c = common::create(&broker.uri(), "inside")?;
     {
         let (me, calls) = (me.clone(), calls.clone());
         c.set_callbacks(Callbacks::new().on_message_arrived(move |_, _| {
@@ -366,11 +371,19 @@ fn disconnect_while_other_threads_publish() -> anyhow::Result<()> {
     let t = common::topic("discpub");
     let stop = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..4)
         .map(|i| {
-            let (c, t, stop, started) = (c.clone(), t.clone(), stop.clone(), started.clone());
+            let (c, t, stop, started, refused) = (
+                c.clone(),
+                t.clone(),
+                stop.clone(),
+                started.clone(),
+                refused.clone(),
+            );
             std::thread::spawn(move || -> (usize, usize) {
                 let (mut ok, mut disconnected) = (0, 0);
+                let mut told = false;
                 while !stop.load(SeqCst) {
                     let qos = if i % 2 == 0 {
                         QoS::AtLeastOnce
@@ -394,6 +407,10 @@ fn disconnect_while_other_threads_publish() -> anyhow::Result<()> {
                         Err(Error::Library(-1)) if !c.is_connected() => disconnected += 1,
                         Err(e) => panic!("publish: {e:?}"),
                     }
+                    if disconnected > 0 && !told {
+                        told = true;
+                        refused.fetch_add(1, SeqCst);
+                    }
                 }
                 (ok, disconnected)
             })
@@ -403,7 +420,10 @@ fn disconnect_while_other_threads_publish() -> anyhow::Result<()> {
     assert!(common::wait_until(WAIT, || started.load(SeqCst) == 4));
     c.disconnect(Duration::from_secs(2))?;
     assert!(!c.is_connected());
-    std::thread::sleep(Duration::from_millis(100));
+    // Until every thread has had a publish refused (a thread may still sit
+    // in wait_for_completion, up to 5 s; a fixed sleep here assumed less);
+    // one that never gets there fails the assertion below.
+    common::wait_until(WAIT, || refused.load(SeqCst) == 4);
     stop.store(true, SeqCst);
     for h in handles {
         let (ok, disconnected) = h.join().expect("publisher panicked");

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context as _};
 use common::{Broker, TempDir, WAIT};
-use paho_mqtt_sync::{Client, ConnectOptions, Error, Persistence, QoS, SslOptions};
+use paho_mqtt_sync::{
+    Client, ConnectErrorKind, ConnectOptions, Error, Persistence, QoS, SslOptions,
+};
 
 /// A CA and a server certificate signed by it for the given subjectAltName.
 struct Pki {
@@ -141,10 +143,19 @@ fn untrusted_server_is_refused_by_default() -> anyhow::Result<()> {
     let broker = pki.broker()?;
     // No trust store: the test CA is not among the system's CAs.
     let r = connect(&ssl_uri(&broker), SslOptions::new());
-    assert!(
-        matches!(r, Err(Error::Library(_))),
-        "an unknown CA must be refused, got {r:?}"
+    let Err(Error::Connect(e)) = &r else {
+        panic!("an unknown CA must be refused, got {r:?}");
+    };
+    assert_eq!(e.kind(), ConnectErrorKind::TlsCertificate, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("certificate verify failed"), "{text}");
+    // Reported once: no MQTT 3.1 fallback repeats the handshake.
+    assert_eq!(
+        text.matches("certificate verify failed").count(),
+        1,
+        "{text}"
     );
+    assert_eq!(r.as_ref().map(|_| ()).unwrap_err().code(), -1);
     // Turning verification off (tests only) connects.
     connect(
         &ssl_uri(&broker),
@@ -162,10 +173,16 @@ fn host_name_is_checked_by_default() -> anyhow::Result<()> {
     let broker = pki.broker()?;
     let trusted = || SslOptions::new().trust_store(pki.file("ca.crt"));
     let r = connect(&ssl_uri(&broker), trusted());
-    assert!(
-        r.is_err(),
-        "a certificate for another host must be refused, got {r:?}"
-    );
+    let Err(Error::Connect(e)) = &r else {
+        panic!("a certificate for another host must be refused, got {r:?}");
+    };
+    if cfg!(feature = "bundled") {
+        // Fix 030 makes the library say so.
+        assert_eq!(e.kind(), ConnectErrorKind::TlsHostName, "{e}");
+        assert!(e.to_string().contains("127.0.0.1"), "{e}");
+    } else {
+        assert_eq!(e.kind(), ConnectErrorKind::TlsHandshake, "{e}");
+    }
     // The C initializer's behaviour (chain only) has to be asked for.
     connect(&ssl_uri(&broker), trusted().verify(false))?;
     Ok(())
@@ -187,8 +204,25 @@ fn missing_tls_files_are_errors_before_connecting() -> anyhow::Result<()> {
     }
     let r = c.connect(&ConnectOptions::new().ssl(SslOptions::new().key_store(missing)));
     assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
-    // An ssl:// URI without TLS options is the library's NULL-parameter error.
-    let r = c.connect(&ConnectOptions::new());
-    assert_eq!(r.map(|_| ()), Err(Error::Library(-6)));
+    // An ssl:// URI without TLS options is an error that says so, before
+    // anything is sent (C gives a NULL-parameter error, -6).
+    match c.connect(&ConnectOptions::new()) {
+        Err(Error::InvalidArgument(msg)) => assert!(msg.contains("TLS"), "{msg}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[test]
+fn plain_tcp_to_a_tls_port_is_a_protocol_error() -> anyhow::Result<()> {
+    let pki = Pki::new("IP:127.0.0.1")?;
+    let broker = pki.broker()?;
+    let c = common::create(&format!("tcp://127.0.0.1:{}", broker.port()), "plain")?;
+    let r = c.connect(&ConnectOptions::new().connect_timeout(Duration::from_secs(5)));
+    let Err(Error::Connect(e)) = &r else {
+        panic!("expected a connect error, got {r:?}");
+    };
+    assert_eq!(e.kind(), ConnectErrorKind::ProtocolRejected, "{e}");
+    assert!(e.to_string().contains("ssl://"), "{e}");
     Ok(())
 }

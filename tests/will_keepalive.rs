@@ -108,13 +108,15 @@ fn will_is_published_when_the_broker_times_the_client_out() -> anyhow::Result<()
     )?;
     let start = Instant::now();
     proxy.stall();
-    let (t, m) = common::recv(&observer, Duration::from_secs(10))?;
+    let (t, m) = common::recv(&observer, Duration::from_secs(20))?;
     assert_eq!((t.as_str(), m.payload()), (topic.as_str(), &b"gone\0!"[..]));
     let took = start.elapsed();
     // MQTT says 1.5 keepalive intervals; Mosquitto 2.0.11 checks keepalives
-    // coarsely and takes about 5 s for a 1 s keepalive.
+    // coarsely and takes about 5 s for a 1 s keepalive. The upper bound only
+    // rules out "not by keepalive at all" (the log line below names the
+    // cause), so it leaves room for a loaded machine.
     assert!(
-        took >= Duration::from_millis(1500) && took < Duration::from_secs(8),
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(15),
         "{took:?}"
     );
     assert!(broker
@@ -128,7 +130,7 @@ fn idle_client_with_short_keepalive_stays_connected() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let proxy = Proxy::new(broker.port())?;
     let (lost_tx, lost_rx) = mpsc::channel::<()>();
-    let mut c = common::create(&proxy.uri(), "idle")?;
+    let c = common::create(&proxy.uri(), "idle")?;
     c.set_callbacks(Callbacks::new().on_connection_lost(move |_| {
         let _ = lost_tx.send(());
     }))?;
@@ -157,7 +159,7 @@ fn stalled_connection_is_detected_by_keepalive() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let proxy = Proxy::new(broker.port())?;
     let (lost_tx, lost_rx) = mpsc::channel::<(Instant, Option<String>)>();
-    let mut c = common::create(&proxy.uri(), "stall")?;
+    let c = common::create(&proxy.uri(), "stall")?;
     c.set_callbacks(Callbacks::new().on_connection_lost(move |cause| {
         let _ = lost_tx.send((Instant::now(), cause.map(str::to_owned)));
     }))?;
@@ -165,10 +167,13 @@ fn stalled_connection_is_detected_by_keepalive() -> anyhow::Result<()> {
     c.connect(&opts)?;
     let start = Instant::now();
     proxy.stall();
-    let (at, cause) = lost_rx.recv_timeout(Duration::from_secs(8))?;
+    let (at, cause) = lost_rx.recv_timeout(Duration::from_secs(10))?;
     let took = at - start;
+    // Measured: 2.5 s with Paho C 1.3.16 on an idle machine. The upper
+    // bound leaves room for a loaded one and still rules out anything but
+    // keepalive (TCP alone would take minutes to give up).
     assert!(
-        took > Duration::from_millis(500) && took < Duration::from_secs(4),
+        took > Duration::from_millis(500) && took < Duration::from_secs(6),
         "connection loss noticed after {took:?}"
     );
     // The MQTT 3 client gives no cause.
@@ -192,7 +197,7 @@ fn reconnect_from_inside_the_connection_lost_callback() -> anyhow::Result<()> {
     let topic = common::topic("recon");
     let me: Arc<OnceLock<Weak<Client>>> = Arc::new(OnceLock::new());
     let (done_tx, done_rx) = mpsc::channel::<Result<bool, String>>();
-    let mut c = common::create(&proxy.uri(), "recon")?;
+    let c = common::create(&proxy.uri(), "recon")?;
     let opts = opts();
     {
         let (me, topic, opts) = (me.clone(), topic.clone(), opts.clone());
@@ -249,7 +254,7 @@ fn keepalive_with_other_client_body() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let proxy = Proxy::new(broker.port())?;
     let (lost_tx, lost_rx) = mpsc::channel::<Instant>();
-    let mut c = common::create(&proxy.uri(), "short")?;
+    let c = common::create(&proxy.uri(), "short")?;
     c.set_callbacks(Callbacks::new().on_connection_lost(move |_| {
         let _ = lost_tx.send(Instant::now());
     }))?;
@@ -275,7 +280,10 @@ fn keepalive_with_other_client_body() -> anyhow::Result<()> {
 /// clients with short keepalives send their pings and notice dead
 /// connections up to 5 s late.
 #[test]
-#[ignore = "BUG: a client with keepalive 1 s notices a dead connection ~5 s late once another client connected with keepalive 60 s (Paho C global retry interval)"]
+#[cfg_attr(
+    not(feature = "bundled"),
+    ignore = "BUG (fixed in the bundled build): a client with keepalive 1 s notices a dead connection ~5 s late once another client connected with keepalive 60 s (Paho C global retry interval)"
+)]
 fn short_keepalive_is_not_slowed_by_another_clients_long_keepalive() -> anyhow::Result<()> {
     common::in_child(
         "short_keepalive_is_not_slowed_by_another_clients_long_keepalive",

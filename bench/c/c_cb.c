@@ -4,7 +4,7 @@
  * waits on a condition variable signalled from deliveryComplete (one message
  * in flight); messages are counted in messageArrived.
  *
- * Modes: pub, recv, lat (see bench/src/lib.rs), plus the orchestrator's
+ * Modes: pub, recv, lat, reconnect (see bench/src/lib.rs), plus the orchestrator's
  * helpers: prep (create a persistent session subscribed to TOPIC) and count
  * (the checker: drain a persistent session and count the messages of RUN).
  */
@@ -72,8 +72,20 @@ static MQTTClient connect_client(const struct args *a, int clean, double *connec
 {
 	MQTTClient c;
 	MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer;
+	/* BENCH_PERSISTENCE=file:DIR (bench.py's persistence case): the
+	 * library's file persistence in DIR; unset: none. */
+	const char *pers = getenv("BENCH_PERSISTENCE");
+	int ptype = MQTTCLIENT_PERSISTENCE_NONE;
+	void *pctx = NULL;
+	if (pers != NULL)
+	{
+		if (strncmp(pers, "file:", 5) != 0)
+			die("BENCH_PERSISTENCE must be file:DIR", -1);
+		ptype = MQTTCLIENT_PERSISTENCE_DEFAULT;
+		pctx = (void *)(pers + 5);
+	}
 	int64_t t0 = now_ns();
-	int rc = MQTTClient_create(&c, a->uri, a->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+	int rc = MQTTClient_create(&c, a->uri, a->client_id, ptype, pctx);
 	if (rc != MQTTCLIENT_SUCCESS)
 		die("create", rc);
 	if ((rc = MQTTClient_setCallbacks(c, NULL, on_lost, on_message, on_delivered)) != MQTTCLIENT_SUCCESS)
@@ -223,6 +235,19 @@ static void do_prep(const struct args *a)
 	report_end(connect_ms, disconnect_ms);
 }
 
+/* Rounds of disconnect, then connect again, on one client. */
+static void do_reconnect(const struct args *a)
+{
+	double connect_ms;
+	struct rounds r;
+	MQTTClient c = connect_client(a, 1, &connect_ms);
+	reconnect_rounds(c, a->count, &r);
+	double disconnect_ms = close_client(c);
+	report_begin(NAME, a);
+	report_rounds(&r);
+	report_end(connect_ms, disconnect_ms);
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -233,6 +258,8 @@ int main(int argc, char **argv)
 		do_receive(&a);
 	else if (strcmp(a.mode, "lat") == 0)
 		do_latency(&a);
+	else if (strcmp(a.mode, "reconnect") == 0)
+		do_reconnect(&a);
 	else if (strcmp(a.mode, "prep") == 0)
 		do_prep(&a);
 	else {

@@ -4,7 +4,7 @@
  * QoS 1/2 (the library polls in 100 ms steps there, so this is capped near
  * 10 msg/s and run with small counts), MQTTClient_receive to receive.
  *
- * Modes: pub, recv, lat (see bench/src/lib.rs for the conventions).
+ * Modes: pub, recv, lat, reconnect (see bench/src/lib.rs for the conventions).
  */
 #include "common.h"
 
@@ -150,6 +150,19 @@ static void do_latency(const struct args *a)
 	report_end(connect_ms, disconnect_ms);
 }
 
+/* Rounds of disconnect, then connect again, on one client. */
+static void do_reconnect(const struct args *a)
+{
+	double connect_ms;
+	struct rounds r;
+	MQTTClient c = connect_client(a, 1, &connect_ms);
+	reconnect_rounds(c, a->count, &r);
+	double disconnect_ms = close_client(c);
+	report_begin(NAME, a);
+	report_rounds(&r);
+	report_end(connect_ms, disconnect_ms);
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -160,6 +173,8 @@ int main(int argc, char **argv)
 		do_receive(&a);
 	else if (strcmp(a.mode, "lat") == 0)
 		do_latency(&a);
+	else if (strcmp(a.mode, "reconnect") == 0)
+		do_reconnect(&a);
 	else {
 		fprintf(stderr, "error: unknown mode %s\n", a.mode);
 		return 1;

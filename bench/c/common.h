@@ -239,4 +239,59 @@ static void report_latency(long received, int64_t *samples, long n)
 	       percentile_us(samples, n, 50.0), percentile_us(samples, n, 99.0), n ? sum / (double)n / 1e3 : 0.0);
 }
 
+/* The reconnect mode: per round, how long the disconnect and the following
+ * connect took. */
+struct rounds {
+	long n;
+	double *connect_ms, *disconnect_ms;
+};
+
+/* COUNT rounds of MQTTClient_disconnect, then MQTTClient_connect with the
+ * options of the first connect (clean session, keepalive 30 s), on the
+ * connected client c; each call is timed alone. */
+static void reconnect_rounds(MQTTClient c, long count, struct rounds *r)
+{
+	r->n = 0;
+	r->connect_ms = calloc((size_t)count + 1, sizeof *r->connect_ms);
+	r->disconnect_ms = calloc((size_t)count + 1, sizeof *r->disconnect_ms);
+	if (!r->connect_ms || !r->disconnect_ms)
+		die("out of memory", 0);
+	for (long i = 0; i < count; i++) {
+		MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer;
+		opts.keepAliveInterval = 30;
+		opts.cleansession = 1;
+		int64_t t0 = now_ns();
+		int rc = MQTTClient_disconnect(c, 10000);
+		int64_t t1 = now_ns();
+		if (rc != MQTTCLIENT_SUCCESS)
+			die("disconnect", rc);
+		rc = MQTTClient_connect(c, &opts);
+		int64_t t2 = now_ns();
+		if (rc != MQTTCLIENT_SUCCESS)
+			die("connect again", rc);
+		if (!MQTTClient_isConnected(c)) {
+			fprintf(stderr, "error: reconnect: not connected after connect\n");
+			exit(1);
+		}
+		r->disconnect_ms[i] = ms_between(t0, t1);
+		r->connect_ms[i] = ms_between(t1, t2);
+		r->n++;
+	}
+}
+
+static void report_list(const char *key, const double *v, long n)
+{
+	printf(",\"%s\":[", key);
+	for (long i = 0; i < n; i++)
+		printf("%s%.6f", i ? "," : "", v[i]);
+	printf("]");
+}
+
+static void report_rounds(const struct rounds *r)
+{
+	printf(",\"rounds\":%ld", r->n);
+	report_list("round_connect_ms", r->connect_ms, r->n);
+	report_list("round_disconnect_ms", r->disconnect_ms, r->n);
+}
+
 #endif

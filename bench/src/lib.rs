@@ -13,7 +13,10 @@
 //!   beforehand by the orchestrator) and count COUNT messages of run RUN;
 //! * `recvcb` (this crate only): the same through a message-arrived callback;
 //! * `lat`: subscribe to TOPIC, then COUNT times publish a QoS 1 message to it
-//!   and wait for it to come back (and for its acknowledgement).
+//!   and wait for it to come back (and for its acknowledgement);
+//! * `reconnect`: connect (clean session), then COUNT rounds of disconnect
+//!   followed by connect with the same options, on the same client; each
+//!   disconnect and each connect is timed alone (QOS, SIZE and TOPIC unused).
 //!
 //! Payloads are `RUN:SEQ:` padded with `x` to SIZE bytes, so receivers can
 //! check that every message of the run arrived, once.
@@ -260,6 +263,24 @@ impl Report {
         self
     }
 
+    /// A list of numbers (milliseconds and the like).
+    pub fn list(&mut self, k: &str, v: &[f64]) -> &mut Self {
+        self.key(k);
+        self.out.push('[');
+        for (i, x) in v.iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            if x.is_finite() {
+                let _ = write!(self.out, "{x:.6}");
+            } else {
+                self.out.push_str("null");
+            }
+        }
+        self.out.push(']');
+        self
+    }
+
     /// Adds the peak RSS and prints the line.
     pub fn print(&mut self) {
         let rss = peak_rss_kib();
@@ -289,6 +310,14 @@ pub fn receive_report(r: &mut Report, seen: &Seen, first: Option<Instant>, last:
     r.num("elapsed_s", secs(span));
     let n = seen.distinct.saturating_sub(1) as f64;
     r.num("rate", if span.is_zero() { 0.0 } else { n / secs(span) });
+}
+
+/// Fields of a `reconnect` run: the rounds done and, per round, how long the
+/// disconnect and the following connect took (milliseconds).
+pub fn rounds_report(r: &mut Report, connects: &[f64], disconnects: &[f64]) {
+    r.int("rounds", connects.len().min(disconnects.len()) as u64);
+    r.list("round_connect_ms", connects);
+    r.list("round_disconnect_ms", disconnects);
 }
 
 /// Latency fields from raw nanosecond samples.
@@ -322,6 +351,26 @@ mod tests {
         assert!(!s.record(Payload::new("r7", 64).fill(3)));
         assert_eq!(s.foreign, 2);
         assert_eq!(Payload::new("abc", 16384).fill(5).len(), 16384);
+    }
+
+    #[test]
+    fn lists() {
+        let a = Args {
+            mode: "reconnect".into(),
+            host: "h".into(),
+            port: 1,
+            qos: 0,
+            count: 2,
+            size: 0,
+            run: "r".into(),
+            topic: "t".into(),
+            client_id: "c".into(),
+        };
+        let mut r = Report::new("x", &a);
+        rounds_report(&mut r, &[1.0, 2.5], &[0.25, f64::NAN]);
+        assert!(r.out.ends_with(
+            r#""rounds":2,"round_connect_ms":[1.000000,2.500000],"round_disconnect_ms":[0.250000,null]"#
+        ));
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct Config {
     pub temp_path: PathBuf,
     pub led_dir: PathBuf,
     pub keepalive: Duration,
+    /// `--persistence-dir`: where QoS 1/2 messages in flight are kept
+    /// (`DirStore`); none by default.
+    pub persistence_dir: Option<PathBuf>,
     /// Number of `-v`: 1 adds debug logs and the library's protocol trace,
     /// 2 and more everything.
     pub verbose: u8,
@@ -56,7 +59,13 @@ OPTIONS:
     --led-path DIR       LED class directory with `trigger` and `brightness`
                          (default /sys/class/leds/sys-led)
     --keepalive SECS     MQTT keepalive, 0 turns it off (default 30)
-    -v, --verbose        Debug logs and the Paho C protocol trace (-vv: all of it)
+    --persistence-dir DIR
+                         Keep QoS 1/2 messages in flight in DIR (an existing,
+                         writable directory, e.g. on the data partition of a
+                         board with a read-only root), so they are sent after
+                         a crash or power cut (default: none, memory only)
+    -v, --verbose        Debug logs and the Paho C protocol trace (-vv: all of it;
+                         repeating it more is the same as -vv)
     -h, --help           This text
 
 Empty environment variables count as unset; a flag wins over the environment.
@@ -96,6 +105,7 @@ pub fn parse(
     let mut temp_path = None;
     let mut led_dir = None;
     let mut keepalive = None;
+    let mut persistence_dir = None;
     let mut verbose = 0u8;
 
     let mut args = args.into_iter();
@@ -109,10 +119,14 @@ pub fn parse(
         };
         match name.as_str() {
             "-h" | "--help" => return Err(Stop::Help),
-            "-v" | "--verbose" => verbose = verbose.saturating_add(1),
-            "-vv" => verbose = verbose.saturating_add(2),
+            "--verbose" => verbose = verbose.saturating_add(1),
+            // -v, -vv, -vvv...: each v counts; more than needed changes nothing.
+            short if short.len() > 1 && short[1..].bytes().all(|b| b == b'v') => {
+                let n = u8::try_from(short.len() - 1).unwrap_or(u8::MAX);
+                verbose = verbose.saturating_add(n);
+            }
             "--broker" | "--client-id" | "--username" | "--password" | "--topic-prefix"
-            | "--interval" | "--temp-path" | "--led-path" | "--keepalive" => {
+            | "--interval" | "--temp-path" | "--led-path" | "--keepalive" | "--persistence-dir" => {
                 let value = match inline {
                     Some(v) => v,
                     None => args
@@ -122,6 +136,7 @@ pub fn parse(
                 match name.as_str() {
                     "--temp-path" => temp_path = Some(PathBuf::from(value)),
                     "--led-path" => led_dir = Some(PathBuf::from(value)),
+                    "--persistence-dir" => persistence_dir = Some(PathBuf::from(value)),
                     _ => {
                         let text = value
                             .into_string()
@@ -178,6 +193,7 @@ pub fn parse(
         temp_path: temp_path.unwrap_or_else(|| "/sys/class/thermal/thermal_zone0/temp".into()),
         led_dir: led_dir.unwrap_or_else(|| "/sys/class/leds/sys-led".into()),
         keepalive,
+        persistence_dir,
         verbose,
     })
 }

@@ -15,13 +15,17 @@
 //! loop never left), lost connections are re-established, and the client is
 //! destroyed by `Drop`.
 //!
-//! Threads: the main thread owns connecting (with backoff), the temperature
-//! timer and shutdown, and sleeps in `poll` on a self-pipe ([`wake`]) that the
-//! signal handler and the connection-lost callback write to. LED commands are
+//! Threads: the main thread makes the first connection (with backoff), runs
+//! the temperature timer and shutdown, and sleeps reading a socket pair
+//! ([`wake`]) that the signal handlers and the client's callbacks write to.
+//! After the first connection, the crate's automatic reconnect brings lost
+//! connections back (its backoff grows with failed attempts only); its
+//! `on_connected` callback tells the main thread, which then announces
+//! `Online` and subscribes again if the session is gone. LED commands are
 //! handled in the message callback on the library's thread: they only write
 //! two small files.
 //!
-//! Linux only (sysfs, `pipe2`).
+//! Linux only (sysfs).
 
 mod args;
 mod board;
@@ -30,6 +34,7 @@ mod wake;
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
@@ -108,8 +113,14 @@ fn run(cfg: &Config) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    // Nothing to persist: every message is QoS 0.
-    let mut client = match Client::create(&cfg.broker, &cfg.client_id, Persistence::None) {
+    // The demo's own messages are QoS 0 and need no store; with
+    // --persistence-dir, QoS 1/2 messages in flight (yours, if you add any)
+    // survive a crash and a power cut (DirStore: temp file + fsync + rename).
+    let persistence = match &cfg.persistence_dir {
+        None => Persistence::None,
+        Some(dir) => Persistence::User(Box::new(paho_mqtt_sync::DirStore::new(dir))),
+    };
+    let client = match Client::create(&cfg.broker, &cfg.client_id, persistence) {
         Ok(c) => c,
         Err(e) => {
             error!(
@@ -126,12 +137,22 @@ fn run(cfg: &Config) -> u8 {
     }
     let led = Led::new(cfg.led_dir.clone());
     let led_topic = topics.led.clone();
+    let events = Arc::new(Mutex::new(Events::default()));
+    let (on_connected, on_stopped) = (events.clone(), events.clone());
     let callbacks = Callbacks::new()
         .on_connection_lost(|cause| {
             debug!(
                 "connection-lost callback (cause: {})",
                 cause.unwrap_or("not given")
             );
+            wake::notify();
+        })
+        .on_connected(move |response| {
+            lock(&on_connected).connected = Some(response.clone());
+            wake::notify();
+        })
+        .on_reconnect_stopped(move |e| {
+            lock(&on_stopped).stopped = Some(e.clone());
             wake::notify();
         })
         .on_message_arrived(move |topic, msg| {
@@ -147,6 +168,7 @@ fn run(cfg: &Config) -> u8 {
         return EXIT_FAILURE;
     }
     let mut options = ConnectOptions::new()
+        .automatic_reconnect(FIRST_BACKOFF, MAX_BACKOFF)
         .clean_session(false)
         .keep_alive_interval(cfg.keepalive)
         .connect_timeout(CONNECT_TIMEOUT)
@@ -167,11 +189,27 @@ fn run(cfg: &Config) -> u8 {
         options,
         wakeup,
         topics,
+        events,
         backoff: FIRST_BACKOFF,
         temp_error: None,
     };
     demo.main_loop()
     // `client` is dropped here: MQTTClient_destroy, the C demo's `destroy_exit`.
+}
+
+/// What the client's callbacks tell the main loop.
+#[derive(Default)]
+struct Events {
+    /// A connect succeeded (the first, or an automatic reconnect).
+    connected: Option<ConnectResponse>,
+    /// Automatic reconnect gave up (the broker refused the connection).
+    stopped: Option<Error>,
+}
+
+fn lock(events: &Mutex<Events>) -> std::sync::MutexGuard<'_, Events> {
+    events
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The main loop's state.
@@ -181,73 +219,79 @@ struct Demo<'a> {
     options: ConnectOptions,
     wakeup: Wakeup,
     topics: Topics,
-    /// The wait before the next connection attempt.
+    events: Arc<Mutex<Events>>,
+    /// The wait before the next attempt of the first connection.
     backoff: Duration,
     /// The last temperature read error, to log each change only once.
     temp_error: Option<String>,
 }
 
-/// How a connection phase ended.
+/// How the first connection phase ended.
 enum Connect {
-    Connected(ConnectResponse),
+    Connected,
     Shutdown,
     Exit(u8),
 }
 
 impl Demo<'_> {
     fn main_loop(&mut self) -> u8 {
+        match self.connect() {
+            Connect::Connected => {}
+            Connect::Shutdown => {
+                info!("{}: not connected, exiting", signal_name());
+                return EXIT_OK;
+            }
+            Connect::Exit(code) => return code,
+        }
         // The broker keeps the subscription in the persistent session. Start
         // with subscribing anyway (the last run unsubscribed on its way out),
         // then again whenever the session is gone, or an attempt failed.
         let mut need_subscribe = true;
-        let mut wait = None;
+        let mut was_connected = true;
+        let mut next_reading = Instant::now();
         loop {
-            let response = match self.connect(wait) {
-                Connect::Connected(r) => r,
-                Connect::Shutdown => {
-                    info!("{}: not connected, exiting", signal_name());
-                    return EXIT_OK;
-                }
-                Connect::Exit(code) => return code,
+            let (connected, stopped) = {
+                let mut e = lock(&self.events);
+                (e.connected.take(), e.stopped.take())
             };
-            let up_since = Instant::now();
-            info!(
-                "connected to {} (session present: {})",
-                response.server_uri(),
-                response.session_present()
-            );
-            need_subscribe |= !response.session_present();
-            self.publish(&self.topics.will, "Online");
-            let mut next_reading = Instant::now();
-            loop {
-                if need_subscribe {
-                    need_subscribe = !self.subscribe();
-                }
-                let now = Instant::now();
-                if now >= next_reading {
+            if let Some(e) = stopped {
+                error!(
+                    "the broker {} refused the reconnection: {e}",
+                    self.cfg.broker
+                );
+                return EXIT_REFUSED;
+            }
+            if let Some(response) = connected {
+                info!(
+                    "connected to {} (session present: {})",
+                    response.server_uri(),
+                    response.session_present()
+                );
+                need_subscribe |= !response.session_present();
+                was_connected = true;
+                self.publish(&self.topics.will, "Online");
+            }
+            let is_connected = self.client.is_connected();
+            if was_connected && !is_connected {
+                warn!("connection to the broker lost; reconnecting automatically");
+            }
+            was_connected = is_connected;
+            if is_connected && need_subscribe {
+                need_subscribe = !self.subscribe();
+            }
+            let now = Instant::now();
+            if now >= next_reading {
+                if is_connected {
                     self.publish_temperature();
-                    next_reading += self.cfg.interval;
-                    if next_reading <= now {
-                        next_reading = now + self.cfg.interval;
-                    }
                 }
-                if self.wakeup.wait_until(next_reading) == Event::Shutdown {
-                    return self.shutdown();
-                }
-                if !self.client.is_connected() {
-                    break;
+                next_reading += self.cfg.interval;
+                if next_reading <= now {
+                    next_reading = now + self.cfg.interval;
                 }
             }
-            let up = up_since.elapsed();
-            if up >= MAX_BACKOFF {
-                self.backoff = FIRST_BACKOFF;
+            if self.wakeup.wait_until(next_reading) == Event::Shutdown {
+                return self.shutdown();
             }
-            warn!(
-                "connection to the broker lost after {} s; reconnecting in {} s",
-                up.as_secs(),
-                self.backoff.as_secs()
-            );
-            wait = Some(self.next_backoff());
         }
     }
 
@@ -257,9 +301,11 @@ impl Demo<'_> {
         d
     }
 
-    /// Connects, after `wait` if given, retrying with backoff until it
-    /// works, the broker refuses for good, or a signal asks to stop.
-    fn connect(&mut self, mut wait: Option<Duration>) -> Connect {
+    /// Makes the first connection, retrying with backoff until it works,
+    /// the broker refuses for good, or a signal asks to stop. (Later losses
+    /// are the crate's automatic reconnect's business.)
+    fn connect(&mut self) -> Connect {
+        let mut wait = None;
         let mut attempt = 0u32;
         loop {
             if let Some(d) = wait.take() {
@@ -276,7 +322,8 @@ impl Demo<'_> {
                 self.cfg.broker, self.cfg.client_id
             );
             let err = match self.client.connect(&self.options) {
-                Ok(response) => return Connect::Connected(response),
+                // on_connected has recorded the response for the main loop.
+                Ok(_) => return Connect::Connected,
                 Err(e) => e,
             };
             match err {
@@ -290,6 +337,7 @@ impl Demo<'_> {
                     return Connect::Exit(EXIT_REFUSED);
                 }
                 Error::ConnectionRefused(_)
+                | Error::Connect(_)
                 | Error::Library(_)
                 | Error::Disconnected
                 | Error::Timeout => {
@@ -384,8 +432,8 @@ impl Demo<'_> {
 
 fn signal_name() -> &'static str {
     match wake::shutdown_signal() {
-        Some(libc::SIGINT) => "SIGINT",
-        Some(libc::SIGTERM) => "SIGTERM",
+        Some(signal_hook::consts::SIGINT) => "SIGINT",
+        Some(signal_hook::consts::SIGTERM) => "SIGTERM",
         _ => "signal",
     }
 }

@@ -1,12 +1,15 @@
 //! Benchmark client: this crate's safe API (`paho_mqtt_sync::Client`).
 //! See `bench::Args` for the command line; besides the common modes,
 //! `recvcb` and `latcb` receive through a message-arrived callback instead of
-//! `Client::receive`.
+//! `Client::receive`, and `reconnect` times disconnect-then-connect rounds of
+//! one client.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use bench::{die, latency_report, ms, receive_report, throughput, Args, Payload, Report, Seen};
+use bench::{
+    die, latency_report, ms, receive_report, rounds_report, throughput, Args, Payload, Report, Seen,
+};
 use paho_mqtt_sync::{Callbacks, Client, ConnectOptions, Persistence, QoS};
 
 const NAME: &str = "sync_rs";
@@ -22,17 +25,37 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
     r.unwrap_or_else(|e| die(&format!("{what}: {e}")))
 }
 
+/// The connect options of every mode: keepalive 30 s.
+fn options(clean: bool) -> ConnectOptions {
+    ConnectOptions::new()
+        .keep_alive_interval(Duration::from_secs(30))
+        .clean_session(clean)
+}
+
+/// The store from `BENCH_PERSISTENCE` (set by bench.py for the persistence
+/// case): `file:DIR` the C library's file store, `dir:DIR` this crate's
+/// `DirStore`; unset, none.
+fn persistence() -> Persistence {
+    match std::env::var("BENCH_PERSISTENCE") {
+        Err(_) => Persistence::None,
+        Ok(v) => match v.split_once(':') {
+            Some(("file", dir)) => Persistence::File(dir.into()),
+            Some(("dir", dir)) => {
+                Persistence::User(Box::new(paho_mqtt_sync::DirStore::new(dir)))
+            }
+            _ => die(&format!("bad BENCH_PERSISTENCE {v:?}")),
+        },
+    }
+}
+
 /// Creates and connects a client; returns it and the connect time.
 fn connect(a: &Args, clean: bool) -> (Client, f64) {
     let t0 = Instant::now();
     let client = ok(
-        Client::create(&a.uri(), &a.client_id, Persistence::None),
+        Client::create(&a.uri(), &a.client_id, persistence()),
         "create",
     );
-    let opts = ConnectOptions::new()
-        .keep_alive_interval(Duration::from_secs(30))
-        .clean_session(clean);
-    ok(client.connect(&opts), "connect");
+    ok(client.connect(&options(clean)), "connect");
     (client, ms(t0, Instant::now()))
 }
 
@@ -267,6 +290,33 @@ fn latency_callback(a: &Args) {
         .print();
 }
 
+/// COUNT rounds of disconnect, then connect again, on one client; each call
+/// timed alone.
+fn reconnect(a: &Args) {
+    let (client, connect_ms) = connect(a, true);
+    let opts = options(true);
+    let mut connects = Vec::with_capacity(a.count);
+    let mut disconnects = Vec::with_capacity(a.count);
+    for _ in 0..a.count {
+        let t0 = Instant::now();
+        ok(client.disconnect(Duration::from_secs(10)), "disconnect");
+        let t1 = Instant::now();
+        ok(client.connect(&opts), "connect again");
+        let t2 = Instant::now();
+        if !client.is_connected() {
+            die("reconnect: not connected after connect");
+        }
+        disconnects.push(ms(t0, t1));
+        connects.push(ms(t1, t2));
+    }
+    let disconnect_ms = close(client);
+    let mut r = Report::new(NAME, a);
+    rounds_report(&mut r, &connects, &disconnects);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
 fn main() {
     let a = Args::parse(NAME);
     match a.mode.as_str() {
@@ -275,6 +325,7 @@ fn main() {
         "recvcb" => receive_callback(&a),
         "lat" => latency(&a),
         "latcb" => latency_callback(&a),
+        "reconnect" => reconnect(&a),
         m => die(&format!("unknown mode {m}")),
     }
 }
