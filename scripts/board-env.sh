@@ -57,8 +57,10 @@ BOARD_GLIBC=2.17
 # Pinned: a new zig can change what it links. Tested with these.
 BOARD_ZIGLANG_VERSION=${BOARD_ZIGLANG_VERSION:-0.17.1}
 BOARD_ZIGBUILD_VERSION=${BOARD_ZIGBUILD_VERSION:-0.24.1}
-# The nightly toolchain for the target without a prebuilt std.
-BOARD_NIGHTLY=${BOARD_NIGHTLY:-nightly}
+# The nightly toolchain for the target without a prebuilt std: pinned (rustc
+# 1.97.0-nightly e50aa6fba 2026-05-19), so that -Zbuild-std, unstable, does
+# not change under the build from one day to the next.
+BOARD_NIGHTLY=${BOARD_NIGHTLY:-nightly-2026-05-20}
 # Where ziglang and cargo-zigbuild are installed (a Python venv of its own).
 BOARD_TOOLS=${BOARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/paho-mqtt-sync/board-tools}
 
