@@ -80,7 +80,9 @@ pub mod ffi;
 mod library;
 mod message;
 mod options;
+mod properties;
 mod queue;
+mod reason;
 mod reconnect;
 mod run_thread;
 mod signal;
@@ -88,6 +90,7 @@ mod signal;
 mod ssl;
 mod topic;
 mod trace;
+mod v5;
 
 pub use callbacks::Callbacks;
 pub use client::{Client, ConnectResponse};
@@ -98,12 +101,20 @@ pub use message::{Message, QoS, MAX_PAYLOAD};
 pub use options::{
     ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY,
 };
+pub use properties::{
+    Properties, PropertyCode, PropertyType, PropertyValue, MAX_VARIABLE_BYTE_INTEGER,
+};
 pub use queue::{IntoIter, Receiver};
+pub use reason::ReasonCode;
 pub use run_thread::enable_anchor_client;
 #[cfg(feature = "ssl")]
 pub use ssl::{SslOptions, SslVersion};
 pub use topic::{topic_matches, validate_filter, validate_topic, MAX_TOPIC_LEN};
 pub use trace::{set_trace_level, TraceLevel, TRACE_TARGET};
+pub use v5::{
+    ConnectResponse5, PublishAck, PublishAckKind, RetainHandling, SubscribeOptions,
+    SubscribeResponse, UnsubscribeResponse,
+};
 
 #[cfg(test)]
 mod tests {
@@ -118,6 +129,7 @@ mod tests {
         send_sync::<Error>();
         send_sync::<ConnectOptions>();
         send_sync::<DeliveryToken>();
+        send_sync::<Properties>();
         send::<Receiver>();
         send::<Callbacks>();
     }
