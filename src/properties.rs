@@ -334,9 +334,14 @@ impl Default for Properties {
 
 impl Properties {
     /// An empty list (`MQTTProperties_initializer`); allocates nothing.
-    pub fn new() -> Properties {
+    pub const fn new() -> Properties {
         Properties {
-            raw: ffi::MQTTProperties::default(),
+            raw: ffi::MQTTProperties {
+                count: 0,
+                max_count: 0,
+                length: 0,
+                array: std::ptr::null_mut(),
+            },
         }
     }
 
