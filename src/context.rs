@@ -327,7 +327,7 @@ impl Context {
     pub(crate) fn set_disconnected(&self) {
         let mut s = lock(&self.state);
         s.losses += 1;
-        self.connected.store(false, SeqCst);
+        self.mark_connected(false);
         if s.clean_session {
             // The library emptied its in-flight lists (MQTTClient_cleanSession).
             s.deliveries.clear();
@@ -365,7 +365,7 @@ impl Context {
             let connected = c_connected();
             let s = lock(&self.state);
             if s.losses == before {
-                self.connected.store(connected, SeqCst);
+                self.mark_connected(connected);
                 self.state_updated(s);
                 break;
             }
@@ -423,9 +423,17 @@ impl Context {
         }
     }
 
+    /// Records the connection state, keeping the process-wide count of
+    /// connected clients (run_thread.rs) in step.
+    fn mark_connected(&self, connected: bool) {
+        if self.connected.swap(connected, SeqCst) != connected {
+            crate::run_thread::connected_clients_changed(connected);
+        }
+    }
+
     /// The client is destroyed: no connection, no more messages.
     pub(crate) fn set_destroyed(&self) {
-        self.connected.store(false, SeqCst);
+        self.mark_connected(false);
         self.queue.close();
     }
 

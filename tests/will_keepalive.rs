@@ -280,7 +280,10 @@ fn keepalive_with_other_client_body() -> anyhow::Result<()> {
 /// clients with short keepalives send their pings and notice dead
 /// connections up to 5 s late.
 #[test]
-#[ignore = "BUG: a client with keepalive 1 s notices a dead connection ~5 s late once another client connected with keepalive 60 s (Paho C global retry interval)"]
+#[cfg_attr(
+    not(feature = "bundled"),
+    ignore = "BUG (fixed in the bundled build): a client with keepalive 1 s notices a dead connection ~5 s late once another client connected with keepalive 60 s (Paho C global retry interval)"
+)]
 fn short_keepalive_is_not_slowed_by_another_clients_long_keepalive() -> anyhow::Result<()> {
     common::in_child(
         "short_keepalive_is_not_slowed_by_another_clients_long_keepalive",

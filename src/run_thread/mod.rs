@@ -17,7 +17,12 @@
 //!   background thread to stop; a connect on another thread in that window
 //!   sees the thread still running, starts none, and waits for a CONNACK
 //!   nobody reads (it fails after its timeout). Served by [`connecting`] and
-//!   [`disconnecting`]: connects and disconnects exclude each other.
+//!   [`disconnecting`]: connects and disconnects exclude each other. The
+//!   library's thread also stops *itself* after the last connected client
+//!   lost its connection; a connect after such a loss (the usual reconnect)
+//!   first waits until that thread has ended ([`connecting`]). Only a connect
+//!   racing with another client's loss on another thread can still hit the
+//!   window: the anchor closes that too.
 //! * The background thread calls `messageArrived` with the mutex released,
 //!   then takes it again and removes the message from the client's queue: a
 //!   disconnect of a clean session or a destroy in that window frees memory
@@ -36,7 +41,7 @@
 
 mod anchor;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -88,10 +93,48 @@ static LIFECYCLE: RwLock<()> = RwLock::new(());
 /// Held while a client connects (see the module docs).
 pub(crate) fn connecting() -> Option<RwLockReadGuard<'static, ()>> {
     (!C_FIXED && !anchored()).then(|| {
+        if LAST_LOST.swap(false, SeqCst) {
+            wait_for_run_thread_exit();
+        }
         LIFECYCLE
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     })
+}
+
+/// Clients of this crate connected now.
+static CONNECTED_CLIENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// The last connected client lost its connection: the library's thread is
+/// stopping itself.
+static LAST_LOST: AtomicBool = AtomicBool::new(false);
+
+/// A client's connection state changed (context.rs).
+pub(crate) fn connected_clients_changed(connected: bool) {
+    if connected {
+        CONNECTED_CLIENTS.fetch_add(1, SeqCst);
+    } else if CONNECTED_CLIENTS.fetch_sub(1, SeqCst) == 1 && !C_FIXED {
+        LAST_LOST.store(true, SeqCst);
+    }
+}
+
+/// Waits (up to a second) until no thread of the process is named
+/// `MQTTClient_run`, the name the library gives its background thread
+/// (Thread_set_name, on glibc; where it names no thread the wait ends at
+/// once), i.e. until a stopping thread has ended.
+fn wait_for_run_thread_exit() {
+    let running = || {
+        std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| {
+            tasks.flatten().any(|t| {
+                std::fs::read(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim_ascii() == b"MQTTClient_run")
+            })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Held while a client disconnects (see the module docs). Covers the
