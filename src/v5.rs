@@ -523,7 +523,12 @@ impl Client {
         let response = result?;
         crate::run_thread::connected();
         ctx.set_v5();
-        ctx.set_connected(options.is_clean_session(), options.inflight_limit(), || {
+        // The library lowers its in-flight limit to the broker's Receive
+        // Maximum (MQTTClient_connectAll); keep the crate's window the same.
+        let inflight = options
+            .inflight_limit()
+            .min(response.receive_maximum().map_or(usize::MAX, usize::from));
+        ctx.set_connected(options.is_clean_session(), inflight, || {
             // SAFETY: valid handle.
             unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
         });

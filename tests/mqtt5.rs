@@ -634,6 +634,72 @@ fn no_matching_subscribers_reaches_on_published() -> anyhow::Result<()> {
 }
 
 #[test]
+fn refused_publishes_reach_on_published_and_complete() -> anyhow::Result<()> {
+    let broker = Broker::builder()
+        .user("alice", "secret")
+        .acl("user alice\ntopic readwrite ok/#\n")
+        .start()?;
+    let c = create5(&broker.uri(), "acl")?;
+    let (tx, rx) = mpsc::channel();
+    c.set_callbacks(Callbacks::new().on_published(move |ack| {
+        let _ = tx.send(ack.clone());
+    }))?;
+    c.connect5(
+        &common::options().username("alice").password("secret"),
+        NONE,
+        NONE,
+    )?;
+    // QoS 1: PUBACK 0x87.
+    let tok = c.publish5("denied/1", b"x", QoS::AtLeastOnce, false, NONE)?;
+    c.wait_for_completion(tok, WAIT)?;
+    let ack = rx.recv_timeout(WAIT)?;
+    assert_eq!(
+        (ack.token(), ack.kind(), ack.reason_code()),
+        (tok, PublishAckKind::Puback, ReasonCode::NOT_AUTHORIZED)
+    );
+    // QoS 2: PUBREC 0x87 ends the exchange (no PUBREL, no PUBCOMP, no
+    // deliveryComplete): the token completes anyway.
+    let tok = c.publish5("denied/2", b"x", QoS::ExactlyOnce, false, NONE)?;
+    c.wait_for_completion(tok, WAIT)?;
+    let ack = rx.recv_timeout(WAIT)?;
+    assert_eq!(
+        (ack.token(), ack.kind(), ack.reason_code()),
+        (tok, PublishAckKind::Pubrec, ReasonCode::NOT_AUTHORIZED)
+    );
+    assert!(c.pending_delivery_tokens()?.is_empty());
+    // The next QoS 2 publish is not held up (reliable: one in flight).
+    let tok = c.publish5("ok/1", b"x", QoS::ExactlyOnce, false, NONE)?;
+    c.wait_for_completion(tok, WAIT)?;
+    Ok(())
+}
+
+#[test]
+fn brokers_receive_maximum_is_honoured() -> anyhow::Result<()> {
+    let broker = Broker::builder()
+        .config_line("max_inflight_messages 2")
+        .start()?;
+    let c = create5(&broker.uri(), "rmax")?;
+    let r = c.connect5(&common::options().reliable(false), NONE, NONE)?;
+    assert_eq!(r.receive_maximum(), Some(2));
+    let topic = common::topic("rmax");
+    let rx = connect5(&broker.uri(), "rx")?;
+    sub(&rx, &topic, SubscribeOptions::new())?;
+    // Ten QoS 1 publishes back to back: the crate waits for window room
+    // (2 in flight, not the 10 of reliable(false)), so none of them enters
+    // the library's sleeping wait or fails.
+    let toks = (0..10)
+        .map(|i| c.publish5(&topic, &[i], QoS::AtLeastOnce, false, NONE))
+        .collect::<Result<Vec<_>, _>>()?;
+    for t in toks {
+        c.wait_for_completion(t, WAIT)?;
+    }
+    let got = common::recv_n(&rx, 10, WAIT)?;
+    let payloads: Vec<u8> = got.iter().map(|(_, m)| m.payload()[0]).collect();
+    assert_eq!(payloads, (0..10).collect::<Vec<u8>>());
+    Ok(())
+}
+
+#[test]
 fn refused_connect_carries_the_reason_code() -> anyhow::Result<()> {
     let broker = Broker::builder().user("alice", "secret").start()?;
     let c = create5(&broker.uri(), "bad")?;
