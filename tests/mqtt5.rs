@@ -149,6 +149,41 @@ fn user_properties_round_trip_through_receive_and_callback() -> anyhow::Result<(
 }
 
 #[test]
+fn properties_survive_a_message_handed_back_for_redelivery() -> anyhow::Result<()> {
+    // A callback returning false leaves the message with the library, which
+    // delivers it again: its properties go back into the C message too
+    // (and are freed once, with it, in the end).
+    let broker = Broker::new()?;
+    let c = create5(&broker.uri(), "again")?;
+    let (tx, got) = mpsc::channel();
+    let mut calls = 0;
+    c.set_callbacks(Callbacks::new().on_message_arrived(move |_, m| {
+        calls += 1;
+        let _ = tx.send((
+            calls,
+            m.properties().user_properties().len(),
+            m.properties().clone(),
+        ));
+        calls >= 2
+    }))?;
+    c.connect5(&common::options(), NONE, NONE)?;
+    let topic = common::topic("again");
+    sub(&c, &topic, SubscribeOptions::new())?;
+    let p = props(|p| {
+        p.push_user_property("k", "v")?;
+        p.push_binary(P::CorrelationData, b"id")?;
+        Ok(())
+    });
+    c.publish5(&topic, b"x", QoS::AtLeastOnce, false, &p)?;
+    let (n1, u1, p1) = got.recv_timeout(WAIT)?;
+    let (n2, u2, p2) = got.recv_timeout(WAIT)?;
+    assert_eq!((n1, u1, n2, u2), (1, 1, 2, 1));
+    assert_eq!(p1, p2);
+    assert_eq!(p2.get_binary(P::CorrelationData), Some(&b"id"[..]));
+    Ok(())
+}
+
+#[test]
 fn request_response_with_response_topic_and_correlation_data() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let base = common::topic("rpc");
