@@ -24,6 +24,24 @@
 //! | `MQTTClient_getVersionInfo` | [`version_info`] |
 //! | `MQTTClient_setTraceCallback` / `setTraceLevel` | [`set_trace_level`] (to the `log` crate) |
 //!
+//! MQTT 5, on a client created with
+//! [`CreateOptions::mqtt_version`]`(`[`MqttVersion::V5`]`)`:
+//!
+//! | C | Rust |
+//! |---|---|
+//! | `MQTTClient_connect5` | [`Client::connect5`] → [`ConnectResponse5`] |
+//! | `MQTTClient_publish5` / `publishMessage5` | [`Client::publish5`] / [`Client::publish_message5`] ([`Message::with_properties`]) |
+//! | `MQTTClient_setPublished` | [`Callbacks::on_published`] with [`PublishAck`] |
+//! | `MQTTClient_subscribe5` / `subscribeMany5` | [`Client::subscribe5`] / [`Client::subscribe_many5`] with [`SubscribeOptions`] → [`SubscribeResponse`] |
+//! | `MQTTClient_unsubscribe5` / `unsubscribeMany5` | [`Client::unsubscribe5`] / [`Client::unsubscribe_many5`] → [`UnsubscribeResponse`] |
+//! | `MQTTClient_disconnect5` | [`Client::disconnect5`] |
+//! | `MQTTClient_setDisconnected` | [`Callbacks::on_disconnected`] |
+//! | `MQTTProperties`, `MQTTProperties_add` / `get*` / `copy` / `free` | [`Properties`], [`PropertyCode`], [`PropertyValue`] |
+//! | `MQTTClient_message.properties` | [`Message::properties`] |
+//! | `MQTTResponse` / `MQTTResponse_free` | the response types (freed inside each call) |
+//! | `MQTTReasonCodes` / `MQTTReasonCode_toString` | [`ReasonCode`] and its `Display` |
+//! | `MQTTCLIENT_WRONG_MQTT_VERSION` | [`Error::WrongMqttVersion`] |
+//!
 //! The raw C API stays available in [`ffi`].
 //!
 //! ```no_run
