@@ -1067,3 +1067,97 @@ fn wrong_mqtt_version_is_a_clear_error() -> anyhow::Result<()> {
     v5.disconnect(Duration::from_secs(1))?;
     Ok(())
 }
+
+/// Builds an example (as teaching_port.rs does) and returns its path.
+fn example(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context as _;
+    use std::path::Path;
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary outside a cargo target dir")?
+        .to_path_buf();
+    let mut target_dir = profile_dir.parent().context("no target dir")?.to_path_buf();
+    let built_for = option_env!("PAHO_MQTT_SYNC_TARGET").unwrap_or_default();
+    let mut triple = None;
+    if !built_for.is_empty() && target_dir.file_name() == Some(std::ffi::OsStr::new(built_for)) {
+        triple = Some(built_for);
+        target_dir = target_dir.parent().context("no target dir")?.to_path_buf();
+    }
+    let profile = match profile_dir.file_name().and_then(|p| p.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let features: Vec<&str> = [
+        (cfg!(feature = "bundled"), "bundled"),
+        (cfg!(feature = "ssl"), "ssl"),
+        (cfg!(feature = "build_bindgen"), "build_bindgen"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, f)| *f)
+    .collect();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet", "--example", name, "--profile", &profile])
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .args(["--no-default-features", "--features", &features.join(",")]);
+    if let Some(t) = triple {
+        cmd.arg("--target").arg(t);
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cargo build --example {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(profile_dir.join("examples").join(name))
+}
+
+#[test]
+fn rpc_examples_answer_requests() -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let _w = common::watchdog("rpc_examples", Duration::from_secs(300));
+    let broker = Broker::new()?;
+    let (server_bin, client_bin) = (example("mqtt5_rpc_server")?, example("mqtt5_rpc_client")?);
+    let mut server = common::target_command(&server_bin)
+        .args([broker.uri().as_str(), "--count", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let first = lines.next().transpose()?;
+    assert_eq!(first.as_deref(), Some("ready"));
+    let ask = |arg: &str| -> anyhow::Result<String> {
+        let out = common::target_command(&client_bin)
+            .args([broker.uri().as_str(), arg])
+            .stdin(Stdio::null())
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    };
+    assert_eq!(ask("7")?, "7 squared is 49");
+    assert_eq!(ask("seven")?, "seven: error: not a number, or too large");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = server.try_wait()? {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.is_some_and(|s| s.success()), "server: {status:?}");
+    Ok(())
+}
