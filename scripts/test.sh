@@ -26,6 +26,7 @@ need python3 "python3 (scripts/check-safety.py, the other scripts)" probe_python
 need mosquitto "Mosquitto starts on 127.0.0.1 (the tests run $MOSQUITTO_BIN)" probe_mosquitto "$MOSQUITTO_BIN"
 need mosquitto "mosquitto_passwd writes a password file (test brokers with users)" probe_mosquitto_passwd
 need openssl "the openssl command makes a certificate (tests/tls.rs)" probe_openssl_cli
+need valgrind "valgrind runs a program (the hostile-broker tests' memory check)" valgrind -q --error-exitcode=9 true
 need "libssl-dev pkg-config" "OpenSSL found by pkg-config builds into a program (feature ssl)" probe_openssl_dev cc
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
     # shellcheck disable=SC1091
@@ -101,6 +102,20 @@ cargo test --doc
 
 step "TLS tests (feature ssl)"
 cargo nextest run --features ssl --no-fail-fast --lib --test tls
+
+# The fake-broker cases reach the C library's packet handling: run them again
+# under valgrind, so a read past a buffer or a use after free fails even when
+# it happens not to crash. (stray_acks_do_not_leak measures resident memory,
+# which valgrind inflates; it runs natively above.)
+step "hostile-broker tests under valgrind (tests/hostile.rs)"
+hostile_bin=$(cargo test --no-run --test hostile --message-format json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "hostile" and m.get("executable"):
+        print(m["executable"])')
+[ -n "$hostile_bin" ] || die "cannot find the hostile test binary"
+valgrind -q --error-exitcode=99 --trace-children=yes "$hostile_bin" --test-threads=2 --skip stray_acks_do_not_leak
 
 # ---------------------------------------------------------------- issue 4: layouts, system library, ARM
 # Each script installs what it needs (unless SKIP_INSTALL) and fails loudly.

@@ -114,7 +114,7 @@ pub use callbacks::Callbacks;
 pub use client::{Client, ConnectResponse};
 pub use delivery::DeliveryToken;
 pub use error::{ConnectError, ConnectErrorKind, ConnectReturnCode, Error, Result};
-pub use library::{library_version, version_info, yield_now};
+pub use library::{library_version, set_max_incoming_packet_size, version_info, yield_now};
 pub use message::{Message, QoS, MAX_PAYLOAD};
 pub use options::{
     ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY,

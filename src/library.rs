@@ -92,3 +92,52 @@ pub(crate) fn check_library() -> Result<()> {
     crate::run_thread::init();
     Ok(())
 }
+
+#[cfg(feature = "bundled")]
+extern "C" {
+    /// Export of the bundled build's fix 021 (paho-mqtt-c/fixes/): the
+    /// largest incoming packet, process-wide; 0 restores the default;
+    /// returns the previous value.
+    fn MQTTClient_setMaxIncomingPacketSize(size: usize) -> usize;
+}
+
+/// The largest packet a broker may send to any client of the process, fixed
+/// header included, before the client closes the connection instead of
+/// allocating it (`MQTTClient_setMaxIncomingPacketSize`, added by the bundled
+/// build's fix 021; default 16 MiB). `None` restores the default. Returns the
+/// previous limit.
+///
+/// Paho C 1.3.16 itself allocates whatever length a packet declares, up to
+/// 256 MiB: with a system library (no `bundled` feature) there is no limit to
+/// set, and this returns [`Error::InvalidArgument`].
+pub fn set_max_incoming_packet_size(bytes: Option<usize>) -> Result<usize> {
+    if bytes == Some(0) {
+        return Err(Error::InvalidArgument(
+            "the maximum incoming packet size must be more than zero".into(),
+        ));
+    }
+    #[cfg(feature = "bundled")]
+    {
+        // SAFETY: takes and returns a size_t; the library serializes the
+        // update with its mutex.
+        Ok(unsafe { MQTTClient_setMaxIncomingPacketSize(bytes.unwrap_or(0)) })
+    }
+    #[cfg(not(feature = "bundled"))]
+    Err(Error::InvalidArgument(
+        "set_max_incoming_packet_size needs the bundled Paho C (fix 021); the linked \
+         library has no limit"
+            .into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn max_incoming_packet_size_checks_its_argument() {
+        assert!(super::set_max_incoming_packet_size(Some(0)).is_err());
+        if !cfg!(feature = "bundled") {
+            // No limit to set in an unpatched library.
+            assert!(super::set_max_incoming_packet_size(Some(1 << 20)).is_err());
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Test harness shared by the integration tests (`mod common;` in each test
 //! file): a private Mosquitto per test ([`Broker`]), a loopback TCP proxy that
-//! can cut or stall connections ([`Proxy`]), temporary directories, unique
+//! can cut or stall connections ([`Proxy`]), a scriptable fake MQTT server for
+//! hostile-input tests ([`fake_broker`]), temporary directories, unique
 //! client ids, bounded polling and a hang watchdog.
 //!
 //! Everything here uses std only. Every wait is bounded.
@@ -13,6 +14,7 @@
 #![allow(dead_code)]
 
 mod broker;
+pub mod fake_broker;
 mod proxy;
 mod stub;
 
