@@ -17,7 +17,7 @@ use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 use std::time::{Duration, Instant};
 
-use crate::client::{Client, ConnectResponse};
+use crate::client::{Client, ConnectResponse, Inner};
 use crate::context::lock;
 use crate::cstr::{cstring, with_cstr};
 use crate::delivery::DeliveryToken;
@@ -399,8 +399,12 @@ impl Client {
     /// [`Error::ConnectionRefusedV5`]; failures before the broker answered
     /// are [`Error::Connect`] as for `connect`. The client must be created
     /// with [`CreateOptions::mqtt_version`](crate::CreateOptions::mqtt_version)`(MqttVersion::V5)`,
-    /// else [`Error::WrongMqttVersion`]. Automatic reconnect is not
-    /// supported with MQTT 5 yet ([`Error::InvalidArgument`]).
+    /// else [`Error::WrongMqttVersion`].
+    ///
+    /// With [`ConnectOptions::automatic_reconnect`], a lost connection is
+    /// connected again with `connect5` and these same properties (see
+    /// there); a DISCONNECT from the server ([`Callbacks::on_disconnected`](crate::Callbacks::on_disconnected))
+    /// does not start it.
     pub fn connect5(
         &self,
         options: &ConnectOptions,
@@ -408,132 +412,8 @@ impl Client {
         will_properties: &Properties,
     ) -> Result<ConnectResponse5> {
         self.enter()?;
-        if !matches!(options.version(), MqttVersion::Default | MqttVersion::V5) {
-            return Err(Error::InvalidArgument(format!(
-                "connect5 connects with MQTT 5, not {:?}",
-                options.version()
-            )));
-        }
-        if options.reconnect_backoff().is_some() {
-            return Err(Error::InvalidArgument(
-                "automatic_reconnect is not supported with connect5 yet".into(),
-            ));
-        }
-        connect_properties.check_for(Packet::Connect)?;
-        will_properties.check_for(Packet::Will)?;
-        if !will_properties.is_empty() && !options.has_will() {
-            return Err(Error::InvalidArgument(
-                "will properties without a will (ConnectOptions::will)".into(),
-            ));
-        }
-        let inner = &self.inner;
-        let ctx = self.ctx();
-        let mut raw = options.raw()?;
-        let uris: Vec<&str> = if options.uris().is_empty() {
-            vec![inner.server_uri.as_str()]
-        } else {
-            options.uris().iter().map(String::as_str).collect()
-        };
-        if let Some(uri) = uris.iter().find(|u| is_tls_uri(u)) {
-            if !options.has_tls() {
-                return Err(Error::InvalidArgument(format!(
-                    "{uri} is a TLS URI, but the connect options have no TLS settings \
-                     (ConnectOptions::ssl)"
-                )));
-            }
-        }
-        let handle = inner.handle;
-        // SAFETY: valid handle.
-        if unsafe { ffi::MQTTClient_isConnected(handle) } != 0 {
-            return Err(Error::AlreadyConnected);
-        }
-        let started = Instant::now();
-        let deadline = started.checked_add(options.timeout());
-        ctx.tls_errors().take();
-        let after_refusal = ctx.take_refused();
-        let cp = connect_properties.as_c_ptr();
-        let wp = will_properties.as_c_ptr();
-        let mut attempt = || -> Result<ConnectResponse5> {
-            let timeout = time_left(deadline).unwrap_or(options.timeout());
-            let _lifecycle = crate::run_thread::connecting();
-            let result = raw.with(MqttVersion::V5, timeout, ctx.tls_errors(), |c| {
-                // MQTT 5 has clean start instead of clean session; the library
-                // refuses `cleansession` with MQTTVERSION_5.
-                c.cleanstart = c.cleansession;
-                c.cleansession = 0;
-                // SAFETY: `c`, the property lists and everything they point to
-                // live until the call returns; the library only reads them.
-                let resp = Response(crate::run_thread::connect(|| unsafe {
-                    ffi::MQTTClient_connect5(handle, c, cp, wp)
-                }));
-                let rc = resp.rc();
-                if rc == ffi::MQTTCLIENT_SUCCESS {
-                    let uri = if c.returned.serverURI.is_null() {
-                        String::new()
-                    } else {
-                        // SAFETY: on success the library points this at a URI
-                        // string that lives at least until the next connect.
-                        unsafe { CStr::from_ptr(c.returned.serverURI) }
-                            .to_string_lossy()
-                            .into_owned()
-                    };
-                    Ok(ConnectResponse5 {
-                        response: ConnectResponse::new(
-                            c.returned.sessionPresent != 0,
-                            MqttVersion::V5,
-                            uri,
-                        ),
-                        reason: ReasonCode::SUCCESS,
-                        properties: resp.properties(),
-                    })
-                } else if (1..=255).contains(&rc) {
-                    let properties = resp.properties();
-                    Err(Error::ConnectionRefusedV5 {
-                        reason: ReasonCode::new(rc as u8),
-                        reason_string: properties
-                            .get_str(PropertyCode::ReasonString)
-                            .map(str::to_owned),
-                    })
-                } else {
-                    Err(Error::from_code(rc))
-                }
-            });
-            match result {
-                Err(Error::Library(ffi::MQTTCLIENT_FAILURE)) => Err(Error::Connect(diagnose(
-                    &uris,
-                    &ctx.tls_errors().take(),
-                    started.elapsed(),
-                    options.timeout(),
-                ))),
-                other => other,
-            }
-        };
-        let mut result = attempt();
-        // After a refusal the library may report a stale CONNACK signal once
-        // (see Inner::connect_version).
-        if after_refusal
-            && matches!(result, Err(Error::Connect(_)))
-            && time_left(deadline).is_none_or(|l| l >= Duration::from_secs(1))
-        {
-            result = attempt();
-        }
-        if matches!(result, Err(Error::ConnectionRefusedV5 { .. })) {
-            ctx.set_refused();
-        }
-        let response = result?;
-        crate::run_thread::connected();
-        ctx.set_v5();
-        // The library lowers its in-flight limit to the broker's Receive
-        // Maximum (MQTTClient_connectAll); keep the crate's window the same.
-        let inflight = options
-            .inflight_limit()
-            .min(response.receive_maximum().map_or(usize::MAX, usize::from));
-        ctx.set_connected(options.is_clean_session(), inflight, || {
-            // SAFETY: valid handle.
-            unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
-        });
-        ctx.slots().run_connected(&response.response);
-        Ok(response)
+        self.inner
+            .connect5(options, connect_properties, will_properties)
     }
 
     /// Publishes with MQTT 5 properties (`MQTTClient_publish5`): message
@@ -804,5 +684,139 @@ impl Client {
                 )
             }
         })
+    }
+}
+
+impl Inner {
+    /// The body of [`Client::connect5`] (also used by the reconnect thread).
+    pub(crate) fn connect5(
+        &self,
+        options: &ConnectOptions,
+        connect_properties: &Properties,
+        will_properties: &Properties,
+    ) -> Result<ConnectResponse5> {
+        if !matches!(options.version(), MqttVersion::Default | MqttVersion::V5) {
+            return Err(Error::InvalidArgument(format!(
+                "connect5 connects with MQTT 5, not {:?}",
+                options.version()
+            )));
+        }
+        connect_properties.check_for(Packet::Connect)?;
+        will_properties.check_for(Packet::Will)?;
+        if !will_properties.is_empty() && !options.has_will() {
+            return Err(Error::InvalidArgument(
+                "will properties without a will (ConnectOptions::will)".into(),
+            ));
+        }
+        let inner = self;
+        let ctx = &*self.ctx;
+        let mut raw = options.raw()?;
+        let uris: Vec<&str> = if options.uris().is_empty() {
+            vec![inner.server_uri.as_str()]
+        } else {
+            options.uris().iter().map(String::as_str).collect()
+        };
+        if let Some(uri) = uris.iter().find(|u| is_tls_uri(u)) {
+            if !options.has_tls() {
+                return Err(Error::InvalidArgument(format!(
+                    "{uri} is a TLS URI, but the connect options have no TLS settings \
+                     (ConnectOptions::ssl)"
+                )));
+            }
+        }
+        let handle = inner.handle;
+        // SAFETY: valid handle.
+        if unsafe { ffi::MQTTClient_isConnected(handle) } != 0 {
+            return Err(Error::AlreadyConnected);
+        }
+        let started = Instant::now();
+        let deadline = started.checked_add(options.timeout());
+        ctx.tls_errors().take();
+        let after_refusal = ctx.take_refused();
+        let cp = connect_properties.as_c_ptr();
+        let wp = will_properties.as_c_ptr();
+        let mut attempt = || -> Result<ConnectResponse5> {
+            let timeout = time_left(deadline).unwrap_or(options.timeout());
+            let _lifecycle = crate::run_thread::connecting();
+            let result = raw.with(MqttVersion::V5, timeout, ctx.tls_errors(), |c| {
+                // MQTT 5 has clean start instead of clean session; the library
+                // refuses `cleansession` with MQTTVERSION_5.
+                c.cleanstart = c.cleansession;
+                c.cleansession = 0;
+                // SAFETY: `c`, the property lists and everything they point to
+                // live until the call returns; the library only reads them.
+                let resp = Response(crate::run_thread::connect(|| unsafe {
+                    ffi::MQTTClient_connect5(handle, c, cp, wp)
+                }));
+                let rc = resp.rc();
+                if rc == ffi::MQTTCLIENT_SUCCESS {
+                    let uri = if c.returned.serverURI.is_null() {
+                        String::new()
+                    } else {
+                        // SAFETY: on success the library points this at a URI
+                        // string that lives at least until the next connect.
+                        unsafe { CStr::from_ptr(c.returned.serverURI) }
+                            .to_string_lossy()
+                            .into_owned()
+                    };
+                    Ok(ConnectResponse5 {
+                        response: ConnectResponse::new(
+                            c.returned.sessionPresent != 0,
+                            MqttVersion::V5,
+                            uri,
+                        ),
+                        reason: ReasonCode::SUCCESS,
+                        properties: resp.properties(),
+                    })
+                } else if (1..=255).contains(&rc) {
+                    let properties = resp.properties();
+                    Err(Error::ConnectionRefusedV5 {
+                        reason: ReasonCode::new(rc as u8),
+                        reason_string: properties
+                            .get_str(PropertyCode::ReasonString)
+                            .map(str::to_owned),
+                    })
+                } else {
+                    Err(Error::from_code(rc))
+                }
+            });
+            match result {
+                Err(Error::Library(ffi::MQTTCLIENT_FAILURE)) => Err(Error::Connect(diagnose(
+                    &uris,
+                    &ctx.tls_errors().take(),
+                    started.elapsed(),
+                    options.timeout(),
+                ))),
+                other => other,
+            }
+        };
+        let mut result = attempt();
+        // After a refusal the library may report a stale CONNACK signal once
+        // (see Inner::connect_version).
+        if after_refusal
+            && matches!(result, Err(Error::Connect(_)))
+            && time_left(deadline).is_none_or(|l| l >= Duration::from_secs(1))
+        {
+            result = attempt();
+        }
+        if matches!(result, Err(Error::ConnectionRefusedV5 { .. })) {
+            ctx.set_refused();
+        }
+        let response = result?;
+        crate::run_thread::connected();
+        ctx.set_v5();
+        // The library lowers its in-flight limit to the broker's Receive
+        // Maximum (MQTTClient_connectAll); keep the crate's window the same.
+        let inflight = options
+            .inflight_limit()
+            .min(response.receive_maximum().map_or(usize::MAX, usize::from));
+        ctx.set_connected(options.is_clean_session(), inflight, || {
+            // SAFETY: valid handle.
+            unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
+        });
+        ctx.reconnect()
+            .connected5(options, connect_properties, will_properties);
+        ctx.slots().run_connected(&response.response);
+        Ok(response)
     }
 }

@@ -806,6 +806,40 @@ fn topic_alias_replaces_the_topic() -> anyhow::Result<()> {
 }
 
 #[test]
+fn automatic_reconnect_reconnects_with_mqtt5_and_the_same_properties() -> anyhow::Result<()> {
+    let broker = Broker::new()?;
+    let proxy = Proxy::new(broker.port())?;
+    let c = create5(&proxy.uri(), "auto")?;
+    let (tx, rx) = mpsc::channel();
+    c.set_callbacks(Callbacks::new().on_connected(move |r| {
+        let _ = tx.send((r.mqtt_version(), r.session_present()));
+    }))?;
+    let opts = common::options()
+        .clean_session(false)
+        .automatic_reconnect(Duration::from_millis(100), Duration::from_secs(1));
+    // The session outlives the connection only if the reconnect sends the
+    // Session Expiry Interval again (MQTT 5's default is 0: ends at once).
+    let session = props(|p| {
+        p.push_int(P::SessionExpiryInterval, 60)?;
+        Ok(())
+    });
+    c.connect5(&opts, &session, NONE)?;
+    assert_eq!(rx.recv_timeout(WAIT)?, (MqttVersion::V5, false));
+    let topic = common::topic("auto");
+    sub(&c, &topic, SubscribeOptions::new())?;
+    proxy.cut();
+    assert_eq!(rx.recv_timeout(WAIT)?, (MqttVersion::V5, true));
+    assert!(c.is_connected());
+    // The subscription came back with the session.
+    let publisher = connect5(&broker.uri(), "pub")?;
+    publisher.publish5(&topic, b"after", QoS::AtLeastOnce, false, NONE)?;
+    let (_, m) = common::recv(&c, WAIT)?;
+    assert_eq!(m.payload(), b"after");
+    c.disconnect(Duration::from_secs(1))?;
+    Ok(())
+}
+
+#[test]
 fn will_delay_interval() -> anyhow::Result<()> {
     let broker = Broker::new()?;
     let watcher = connect5(&broker.uri(), "watch")?;
