@@ -17,6 +17,10 @@ pub struct Config {
     pub temp_path: PathBuf,
     pub led_dir: PathBuf,
     pub keepalive: Duration,
+    /// `--mqtt5`: MQTT 5 with a session expiry interval and a will delay.
+    pub mqtt5: bool,
+    /// `--will-delay`: the will delay interval with `--mqtt5`.
+    pub will_delay: Duration,
     /// Number of `-v`: 1 adds debug logs and the library's protocol trace,
     /// 2 and more everything.
     pub verbose: u8,
@@ -56,6 +60,11 @@ OPTIONS:
     --led-path DIR       LED class directory with `trigger` and `brightness`
                          (default /sys/class/leds/sys-led)
     --keepalive SECS     MQTT keepalive, 0 turns it off (default 30)
+    --mqtt5              Speak MQTT 5 (default MQTT 3.1.1), with a session expiry
+                         interval (120 s) and a will delay interval: a connection
+                         that drops and comes back within the delay does not
+                         publish the will (no `Unexpected disconnection` flap)
+    --will-delay SECS    The will delay interval with --mqtt5 (default 10)
     -v, --verbose        Debug logs and the Paho C protocol trace (-vv: all of it)
     -h, --help           This text
 
@@ -96,6 +105,8 @@ pub fn parse(
     let mut temp_path = None;
     let mut led_dir = None;
     let mut keepalive = None;
+    let mut will_delay = None;
+    let mut mqtt5 = false;
     let mut verbose = 0u8;
 
     let mut args = args.into_iter();
@@ -111,8 +122,9 @@ pub fn parse(
             "-h" | "--help" => return Err(Stop::Help),
             "-v" | "--verbose" => verbose = verbose.saturating_add(1),
             "-vv" => verbose = verbose.saturating_add(2),
+            "--mqtt5" => mqtt5 = true,
             "--broker" | "--client-id" | "--username" | "--password" | "--topic-prefix"
-            | "--interval" | "--temp-path" | "--led-path" | "--keepalive" => {
+            | "--interval" | "--temp-path" | "--led-path" | "--keepalive" | "--will-delay" => {
                 let value = match inline {
                     Some(v) => v,
                     None => args
@@ -133,6 +145,7 @@ pub fn parse(
                             "--password" => &mut password,
                             "--topic-prefix" => &mut prefix,
                             "--interval" => &mut interval,
+                            "--will-delay" => &mut will_delay,
                             _ => &mut keepalive,
                         };
                         *slot = Some(text);
@@ -168,6 +181,10 @@ pub fn parse(
     }
     let interval = seconds("--interval", interval, 30, 1, 86_400)?;
     let keepalive = seconds("--keepalive", keepalive, 30, 0, 65_535)?;
+    if will_delay.is_some() && !mqtt5 {
+        return Err(Stop::Usage("--will-delay needs --mqtt5".into()));
+    }
+    let will_delay = seconds("--will-delay", will_delay, 10, 0, 86_400)?;
     Ok(Config {
         broker,
         client_id,
@@ -178,6 +195,8 @@ pub fn parse(
         temp_path: temp_path.unwrap_or_else(|| "/sys/class/thermal/thermal_zone0/temp".into()),
         led_dir: led_dir.unwrap_or_else(|| "/sys/class/leds/sys-led".into()),
         keepalive,
+        mqtt5,
+        will_delay,
         verbose,
     })
 }
