@@ -45,6 +45,9 @@ CLIENTS = {
     "sync_rs_cb": ("paho-mqtt-sync, message callback", "sync_rs", "recvcb", "latcb"),
     "paho_rs": ("paho-mqtt 0.14, sync Client", "paho_rs", "recv", "lat"),
     "rumqttc_rs": ("rumqttc 0.25, sync Client", "rumqttc_rs", "recv", "lat"),
+    # MQTT 5 (the pub5 cases only): publishMessage5 / publish5.
+    "c_cb_v5": ("Paho C, callback mode, MQTT 5", "c_cb", "recv", "lat"),
+    "sync_rs_v5": ("paho-mqtt-sync, MQTT 5", "sync_rs", "recv", "lat"),
 }
 SHORT = {
     "c_sync": "C sync",
@@ -53,6 +56,8 @@ SHORT = {
     "sync_rs_cb": "paho-mqtt-sync (callback)",
     "paho_rs": "paho-mqtt",
     "rumqttc_rs": "rumqttc",
+    "c_cb_v5": "C callback, MQTT 5",
+    "sync_rs_v5": "paho-mqtt-sync, MQTT 5",
 }
 COLORS = {
     "c_sync": "#7f7f7f",
@@ -61,10 +66,15 @@ COLORS = {
     "sync_rs_cb": "#17becf",
     "paho_rs": "#d62728",
     "rumqttc_rs": "#ff7f0e",
+    "c_cb_v5": "#8c564b",
+    "sync_rs_v5": "#9467bd",
 }
 PUB_CLIENTS = ["c_sync", "c_cb", "sync_rs", "paho_rs", "rumqttc_rs"]
 RECV_CLIENTS = ["c_sync", "c_cb", "sync_rs", "sync_rs_cb", "paho_rs", "rumqttc_rs"]
 LAT_CLIENTS = ["c_sync", "c_cb", "sync_rs", "sync_rs_cb", "paho_rs", "rumqttc_rs"]
+# MQTT 5 publish cases: the MQTT 5 programs next to the same programs' MQTT
+# 3.1.1 path (mode "pub"), same QoS, size and count.
+PUB5_CLIENTS = ["c_cb", "c_cb_v5", "sync_rs", "sync_rs_v5"]
 # Mode "reconnect" of each program: one client, rounds of disconnect + connect.
 RECONNECT_CLIENTS = ["c_sync", "c_cb", "sync_rs"]
 # A round's disconnect or connect slower than this counts as slow in the
@@ -84,6 +94,10 @@ def cases(smoke):
          {"c_sync": capped}),
         ("pub_q1_16k", "Publish QoS 1, 16 KiB, one in flight", "pub", 1, 16384, n(10_000, 100),
          PUB_CLIENTS, {"c_sync": capped}),
+        ("pub5_q1", "Publish QoS 1, 64 B, MQTT 5 vs 3.1.1", "pub5", 1, 64, n(20_000, 100),
+         PUB5_CLIENTS, {}),
+        ("pub5_q1_up", "Publish QoS 1, 64 B, MQTT 5 with a user property vs 3.1.1", "pub5u", 1, 64,
+         n(20_000, 100), PUB5_CLIENTS, {}),
         ("recv_q0", "Receive QoS 0, 64 B", "recv", 0, 64, n(100_000, 100), RECV_CLIENTS, {}),
         ("recv_q1", "Receive QoS 1, 64 B", "recv", 1, 64, n(20_000, 100), RECV_CLIENTS, {}),
         ("lat_q1", "Publish-to-receive latency, QoS 1, 64 B", "lat", 1, 64, n(5_000, 100),
@@ -278,8 +292,11 @@ def one_run(case, client, rnd, seq):
     _label, binary, recv_mode, lat_mode = CLIENTS[client]
     exe = BINS[binary]
     run = f"{name}.{rnd}.{seq}"
-    if kind == "pub":
-        r = run_client(exe, "pub", qos, count, size, run, f"bench/p/{run}")
+    if kind in ("pub", "pub5", "pub5u"):
+        # pub5 / pub5u: the MQTT 5 clients publish with publish(Message)5
+        # (pub5u: one user property per message), the others with MQTT 3.1.1.
+        mode = kind if client.endswith("_v5") else "pub"
+        r = run_client(exe, mode, qos, count, size, run, f"bench/p/{run}")
         check_published(run, count)
         r["checked"] = count
     elif kind == "recv":
