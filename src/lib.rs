@@ -42,6 +42,38 @@
 //! | `MQTTReasonCodes` / `MQTTReasonCode_toString` | [`ReasonCode`] and its `Display` |
 //! | `MQTTCLIENT_WRONG_MQTT_VERSION` | [`Error::WrongMqttVersion`] |
 //!
+//! ```no_run
+//! use paho_mqtt_sync::{
+//!     Client, ConnectOptions, CreateOptions, MqttVersion, Persistence, Properties,
+//!     PropertyCode, QoS, ReasonCode, SubscribeOptions,
+//! };
+//! use std::time::Duration;
+//!
+//! let client = Client::create_with_options(
+//!     "tcp://127.0.0.1:1883",
+//!     "example5",
+//!     Persistence::None,
+//!     &CreateOptions::new().mqtt_version(MqttVersion::V5),
+//! )?;
+//! let mut session = Properties::new();
+//! session.push_int(PropertyCode::SessionExpiryInterval, 60)?;
+//! let connack = client.connect5(&ConnectOptions::new(), &session, &Properties::new())?;
+//! println!("topic aliases allowed: {:?}", connack.topic_alias_maximum());
+//! let subscribed = client.subscribe5(
+//!     "demo/#",
+//!     QoS::AtLeastOnce,
+//!     &SubscribeOptions::new().no_local(true),
+//!     &Properties::new(),
+//! )?;
+//! assert_eq!(subscribed.reason_codes(), [ReasonCode::GRANTED_QOS_1]);
+//! let mut props = Properties::new();
+//! props.push_user_property("trace-id", "42")?;
+//! let token = client.publish5("demo/hello", b"hi", QoS::AtLeastOnce, false, &props)?;
+//! client.wait_for_completion(token, Duration::from_secs(5))?;
+//! client.disconnect5(Duration::from_secs(1), ReasonCode::NORMAL_DISCONNECTION, &Properties::new())?;
+//! # Ok::<(), paho_mqtt_sync::Error>(())
+//! ```
+//!
 //! The raw C API stays available in [`ffi`].
 //!
 //! ```no_run
@@ -148,6 +180,11 @@ mod tests {
         send_sync::<ConnectOptions>();
         send_sync::<DeliveryToken>();
         send_sync::<Properties>();
+        send_sync::<ReasonCode>();
+        send_sync::<ConnectResponse5>();
+        send_sync::<PublishAck>();
+        send_sync::<SubscribeResponse>();
+        send_sync::<UnsubscribeResponse>();
         send::<Receiver>();
         send::<Callbacks>();
     }

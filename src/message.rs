@@ -96,7 +96,9 @@ impl Message {
     }
 
     /// Sets the MQTT 5 properties sent with the message (`properties`), for
-    /// [`Client::publish_message5`](crate::Client::publish_message5).
+    /// [`Client::publish_message5`](crate::Client::publish_message5). An
+    /// MQTT 3 client's [`publish_message`](crate::Client::publish_message)
+    /// sends the message without them (MQTT 3 has none).
     pub fn with_properties(mut self, properties: Properties) -> Message {
         self.properties = properties;
         self
