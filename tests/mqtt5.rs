@@ -479,6 +479,8 @@ enum Stub {
     /// CONNACK 0, then after 200 ms a DISCONNECT with this reason code, a
     /// Reason String and a user property, then close once the client did.
     AcceptThenDisconnect(u8, &'static str),
+    /// CONNACK 0 and a DISCONNECT with this reason code in one write.
+    AcceptAndDisconnectAtOnce(u8),
 }
 
 /// Appends an MQTT variable byte integer.
@@ -557,6 +559,13 @@ fn stub5(script: Stub) -> anyhow::Result<u16> {
                     connack.extend(reason_props(reason, None));
                     let _ = s.write_all(&packet(0x20, &connack));
                 }
+                Stub::AcceptAndDisconnectAtOnce(rc) => {
+                    let mut both = packet(0x20, &[0, 0, 0]);
+                    both.extend(packet(0xE0, &[rc, 0]));
+                    let _ = s.write_all(&both);
+                    let mut rest = Vec::new();
+                    let _ = s.read_to_end(&mut rest);
+                }
                 Stub::AcceptThenDisconnect(rc, reason) => {
                     let _ = s.write_all(&packet(0x20, &[0, 0, 0]));
                     std::thread::sleep(Duration::from_millis(200));
@@ -614,6 +623,38 @@ fn server_disconnect_reaches_the_disconnected_callback() -> anyhow::Result<()> {
         "a server DISCONNECT is not a connection loss"
     );
     Ok(())
+}
+
+#[test]
+fn drop_right_after_a_server_disconnect() -> anyhow::Result<()> {
+    // The library calls the disconnected callback on a thread it starts and
+    // does not wait for, so a client dropped right after a server DISCONNECT
+    // races that thread. Here the CONNACK and the DISCONNECT come in one
+    // write (the connect usually fails, the callback still runs), and the
+    // client is dropped at once, many times, in a child process so that a
+    // crash is a test failure. (No use after free seen, also under
+    // valgrind; the window, between the thread's start and its first read
+    // of the client, is not widened here.)
+    common::in_child(
+        "drop_right_after_a_server_disconnect",
+        Duration::from_secs(120),
+        || {
+            let port = stub5(Stub::AcceptAndDisconnectAtOnce(0x8B))?;
+            let uri = format!("tcp://127.0.0.1:{port}");
+            let rounds = std::env::var("MQ5_ROUNDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(50);
+            for _ in 0..rounds {
+                let c = create5(&uri, "drop")?;
+                c.set_callbacks(Callbacks::new().on_disconnected(|_, _| {}))?;
+                // The connect may already see the DISCONNECT.
+                let _ = c.connect5(&common::options(), NONE, NONE);
+                drop(c);
+            }
+            Ok(())
+        },
+    )
 }
 
 #[test]
