@@ -560,34 +560,20 @@ impl Properties {
         Some(unsafe { value_of(code, &*p) })
     }
 
-    /// The first value of an integer property
-    /// (`MQTTProperties_getNumericValue`); `None` when absent or not an integer.
+    /// The first value of an integer property; `None` when absent or not an
+    /// integer. (Read through `MQTTProperties_getPropertyAt`, not
+    /// `MQTTProperties_getNumericValue`, which returns an `int` in older
+    /// releases such as Debian's 1.3.11 and an `int64_t` in 1.3.16: its
+    /// "absent" marker cannot be read the same way from both.)
     pub fn get_int(&self, code: PropertyCode) -> Option<u32> {
-        // SAFETY: a valid list we own.
-        let v = unsafe {
-            ffi::MQTTProperties_getNumericValueAt(
-                &self.raw,
-                code as u8 as ffi::MQTTPropertyCodes,
-                0,
-            )
-        };
-        u32::try_from(v).ok()
+        self.get(code).and_then(|v| v.as_u32())
     }
 
     /// Every value of an integer property (subscription identifiers of a message).
     pub fn get_ints(&self, code: PropertyCode) -> Vec<u32> {
-        (0..self.count(code))
-            .filter_map(|i| {
-                // SAFETY: a valid list we own.
-                let v = unsafe {
-                    ffi::MQTTProperties_getNumericValueAt(
-                        &self.raw,
-                        code as u8 as ffi::MQTTPropertyCodes,
-                        i as c_int,
-                    )
-                };
-                u32::try_from(v).ok()
-            })
+        self.get_all(code)
+            .iter()
+            .filter_map(PropertyValue::as_u32)
             .collect()
     }
 

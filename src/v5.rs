@@ -84,6 +84,8 @@ impl ConnectResponse5 {
     }
 
     /// Whether the broker resumed a session (`returned.sessionPresent`).
+    /// Always false with a system Paho C older than the bundled 1.3.16 such
+    /// as Debian's 1.3.11, which reads the flag for MQTT 3.1.1 only.
     pub fn session_present(&self) -> bool {
         self.response.session_present()
     }
