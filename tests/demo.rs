@@ -1032,7 +1032,11 @@ fn mqtt5_short_cut_does_not_flap_the_status() -> Result {
     demo.expect_log("subscribed to", WAIT)?;
     let cut = Instant::now();
     proxy.cut();
-    demo.expect_log("session present: true", WAIT)?;
+    ensure!(
+        wait_until(WAIT, || demo.count("connected to") >= 2),
+        "no reconnect; log:\n{}",
+        demo.log()
+    );
     // Watch the status topic until well past the will delay.
     let mut statuses = Vec::new();
     while cut.elapsed() < Duration::from_millis(4500) {
@@ -1049,7 +1053,18 @@ fn mqtt5_short_cut_does_not_flap_the_status() -> Result {
     );
     publish(&peer, &led, b"1")?;
     board.expect_led("none", "1")?;
-    assert_eq!(demo.count("subscribed to"), 1, "log:\n{}", demo.log());
+    if cfg!(feature = "bundled") {
+        // The session was resumed, subscription included. (A system Paho C
+        // before 1.3.16 reports no session present with MQTT 5, so the demo
+        // subscribes again there.)
+        assert_eq!(
+            demo.count("session present: true"),
+            1,
+            "log:\n{}",
+            demo.log()
+        );
+        assert_eq!(demo.count("subscribed to"), 1, "log:\n{}", demo.log());
+    }
     Ok(())
 }
 
