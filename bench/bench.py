@@ -45,6 +45,9 @@ CLIENTS = {
     "sync_rs_cb": ("paho-mqtt-sync, message callback", "sync_rs", "recvcb", "latcb"),
     "paho_rs": ("paho-mqtt 0.14, sync Client", "paho_rs", "recv", "lat"),
     "rumqttc_rs": ("rumqttc 0.25, sync Client", "rumqttc_rs", "recv", "lat"),
+    "c_cb_file": ("Paho C, callback mode, file persistence", "c_cb", "recv", "lat"),
+    "sync_rs_file": ("paho-mqtt-sync, Persistence::File", "sync_rs", "recv", "lat"),
+    "sync_rs_dir": ("paho-mqtt-sync, Persistence::User(DirStore)", "sync_rs", "recv", "lat"),
     # MQTT 5 (the pub5 cases only): publishMessage5 / publish5.
     "c_cb_v5": ("Paho C, callback mode, MQTT 5", "c_cb", "recv", "lat"),
     "sync_rs_v5": ("paho-mqtt-sync, MQTT 5", "sync_rs", "recv", "lat"),
@@ -56,6 +59,9 @@ SHORT = {
     "sync_rs_cb": "paho-mqtt-sync (callback)",
     "paho_rs": "paho-mqtt",
     "rumqttc_rs": "rumqttc",
+    "c_cb_file": "C callback, file store",
+    "sync_rs_file": "paho-mqtt-sync, File",
+    "sync_rs_dir": "paho-mqtt-sync, DirStore",
     "c_cb_v5": "C callback, MQTT 5",
     "sync_rs_v5": "paho-mqtt-sync, MQTT 5",
 }
@@ -66,9 +72,16 @@ COLORS = {
     "sync_rs_cb": "#17becf",
     "paho_rs": "#d62728",
     "rumqttc_rs": "#ff7f0e",
-    "c_cb_v5": "#8c564b",
-    "sync_rs_v5": "#9467bd",
+    "c_cb_file": "#8c564b",
+    "sync_rs_file": "#2ca02c",
+    "sync_rs_dir": "#9467bd",
+    "c_cb_v5": "#e377c2",
+    "sync_rs_v5": "#393b79",
 }
+# The store each persistence client publishes with (BENCH_PERSISTENCE=KIND:DIR,
+# a fresh directory under the target dir per run: on disk, not tmpfs).
+PERSIST = {"c_cb_file": "file", "sync_rs_file": "file", "sync_rs_dir": "dir"}
+PERSIST_CLIENTS = ["c_cb", "c_cb_file", "sync_rs", "sync_rs_file", "sync_rs_dir"]
 PUB_CLIENTS = ["c_sync", "c_cb", "sync_rs", "paho_rs", "rumqttc_rs"]
 RECV_CLIENTS = ["c_sync", "c_cb", "sync_rs", "sync_rs_cb", "paho_rs", "rumqttc_rs"]
 LAT_CLIENTS = ["c_sync", "c_cb", "sync_rs", "sync_rs_cb", "paho_rs", "rumqttc_rs"]
@@ -100,6 +113,8 @@ def cases(smoke):
          n(20_000, 100), PUB5_CLIENTS, {}),
         ("recv_q0", "Receive QoS 0, 64 B", "recv", 0, 64, n(100_000, 100), RECV_CLIENTS, {}),
         ("recv_q1", "Receive QoS 1, 64 B", "recv", 1, 64, n(20_000, 100), RECV_CLIENTS, {}),
+        ("pub_q1_persist", "Publish QoS 1, 64 B, one in flight: no store, file store, DirStore",
+         "pub", 1, 64, n(2_000, 100), PERSIST_CLIENTS, {}),
         ("lat_q1", "Publish-to-receive latency, QoS 1, 64 B", "lat", 1, 64, n(5_000, 100),
          LAT_CLIENTS, {"c_sync": capped}),
         # count: disconnect-then-connect rounds per run (one process, one client)
@@ -257,12 +272,13 @@ class Failure(Exception):
     pass
 
 
-def run_client(exe, mode, qos, count, size, run, topic, client_id=None, timeout=900):
+def run_client(exe, mode, qos, count, size, run, topic, client_id=None, timeout=900, env=None):
     args = [str(exe), mode, HOST, str(BROKER.port), str(qos), str(count), str(size), run, topic]
     if client_id:
         args.append(client_id)
     try:
-        p = subprocess.run(args, text=True, capture_output=True, timeout=timeout)
+        p = subprocess.run(args, text=True, capture_output=True, timeout=timeout,
+                           env=dict(os.environ, **env) if env else None)
     except subprocess.TimeoutExpired:
         raise Failure(f"{' '.join(args)}: timed out after {timeout} s")
     if p.returncode != 0:
@@ -296,7 +312,15 @@ def one_run(case, client, rnd, seq):
         # pub5 / pub5u: the MQTT 5 clients publish with publish(Message)5
         # (pub5u: one user property per message), the others with MQTT 3.1.1.
         mode = kind if client.endswith("_v5") else "pub"
-        r = run_client(exe, mode, qos, count, size, run, f"bench/p/{run}")
+        env = None
+        if client in PERSIST:
+            store = TARGET / "persist" / run
+            shutil.rmtree(store, ignore_errors=True)
+            store.mkdir(parents=True)
+            env = {"BENCH_PERSISTENCE": f"{PERSIST[client]}:{store}"}
+        r = run_client(exe, mode, qos, count, size, run, f"bench/p/{run}", env=env)
+        if env:
+            shutil.rmtree(TARGET / "persist" / run, ignore_errors=True)
         check_published(run, count)
         r["checked"] = count
     elif kind == "recv":
@@ -732,6 +756,13 @@ METHOD = """## Method
   connects with that session and counts them. The rate is taken between the first and the
   last message the application sees, so it measures how fast the client delivers messages,
   not the publisher or the connect.
+- **Persistence**: the QoS 1 publish case again with a store, in a fresh directory on
+  the same ext4 file system as the target dir: the C callback program with the library's
+  file persistence (`MQTTCLIENT_PERSISTENCE_DEFAULT`: writes each message in place, no
+  `fsync`), this crate with `Persistence::File` (the same C code) and with
+  `Persistence::User(DirStore)` (two `fsync`s per stored entry and one per removal, so
+  each message costs several `fsync`s: the price of surviving a power cut). Ratios
+  are to the C callback program without a store.
 - **Latency**: the client subscribes to its own topic and, one message at a time, publishes
   at QoS 1 and waits for the message to come back (and for its PUBACK).
 - **Reconnect**: one client per process connects once, then runs COUNT rounds of

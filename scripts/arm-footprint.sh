@@ -105,6 +105,8 @@ run_demo() { # run_demo <label> <command...>: runs it $duration s; peak=VmHWM
 }
 
 summary=()
+readme_rows=()
+commas() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 for profile in "${built[@]}"; do
     echo "== the $profile demo under $QEMU for ${duration}s (1 s temperature interval, an LED command every second)"
     run_demo "$profile" "$QEMU" -L "$QEMU_SYSROOT" "$target_dir/$TARGET/$profile/examples/mqtt_client"
@@ -123,6 +125,9 @@ for profile in "${built[@]}"; do
     fi
     summary+=("$(printf '%-14s %8s bytes stripped; under qemu: peak RSS %s (emulator included)%s' \
         "$profile" "$(stat -c %s "$tmp/mqtt_client.$profile")" "$peak" "$guest")")
+    size=$(stat -c %s "$tmp/mqtt_client.$profile")
+    label=$([ "$profile" = release ] && echo "\`--release\`, then \`$GNU_TRIPLE-strip\`" || echo "\`--profile $profile\`")
+    readme_rows+=("| $label | $(commas "$size") bytes ($(kib "$size")) | $(commas "${peak% kB}") kB | $([ -z "$guest" ] || echo "$(commas "$guest_peak") kB") |")
 done
 
 echo "== baseline: a C program that only sleeps, under the same qemu"
@@ -147,3 +152,12 @@ echo "summary: $TARGET demo (examples/mqtt_client), bundled static Paho C 1.3.16
 printf '  %s\n' "${summary[@]}"
 echo "  idle C program under $QEMU: peak RSS $peak_idle (the emulator's floor)"
 echo "  release demo built for $HOST_TRIPLE, native: peak RSS $peak_native"
+
+# The rows of the README's table ("Size and memory on armv7"), to paste
+# there instead of figures typed by hand.
+echo
+echo "README rows ($(rustc -V | awk '{print "rustc " $2}'), ${duration}s run):"
+echo "| \`examples/mqtt_client\` for ${TARGET%%-*} | Stripped size | Peak RSS of the qemu process | The demo's own resident memory |"
+echo "|---|---|---|---|"
+printf '%s\n' "${readme_rows[@]}"
+echo "| (a C program that only sleeps, same qemu) | | $(commas "${peak_idle% kB}") kB | |"

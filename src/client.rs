@@ -17,6 +17,7 @@ use crate::error::{check, ConnectErrorKind, ConnectReturnCode, Error, Result};
 use crate::ffi;
 use crate::message::{check_payload_len, Message, QoS};
 use crate::options::{ConnectOptions, CreateOptions, MqttVersion, Persistence, RawConnectOptions};
+use crate::persistence::UserStore;
 use crate::queue::{Popped, Receiver};
 use crate::topic::{validate_filter, validate_topic};
 
@@ -62,6 +63,10 @@ pub(crate) struct Inner {
     /// The URI given to `create` (empty for `from_raw`), for diagnosing
     /// failed connects.
     pub(crate) server_uri: String,
+    /// A user store (`Persistence::User`): the library points into it until
+    /// `MQTTClient_destroy`, so it is dropped with the fields, after `drop`
+    /// destroyed the C client.
+    _store: Option<UserStore>,
 }
 
 // SAFETY: the handle is only passed to MQTTClient_* functions, which lock the
@@ -139,8 +144,13 @@ impl Client {
                 "client id longer than 65535 bytes".into(),
             ));
         }
-        let (ptype, dir) = match &persistence {
+        let mut store = None;
+        let (ptype, dir) = match persistence {
             Persistence::None => (ffi::MQTTCLIENT_PERSISTENCE_NONE, None),
+            Persistence::User(user) => {
+                store = Some(UserStore::new(user));
+                (ffi::MQTTCLIENT_PERSISTENCE_USER, None)
+            }
             Persistence::File(path) => {
                 if !path.is_dir() {
                     return Err(Error::Persistence(format!(
@@ -159,13 +169,17 @@ impl Client {
                 (ffi::MQTTCLIENT_PERSISTENCE_DEFAULT, Some(dir))
             }
         };
-        let context = dir
-            .as_ref()
-            .map_or(ptr::null_mut(), |d| d.as_ptr() as *mut _);
+        let context = match (&dir, &store) {
+            (Some(d), _) => d.as_ptr() as *mut _,
+            (None, Some(s)) => s.context(),
+            (None, None) => ptr::null_mut(),
+        };
         let mut raw_opts = options.raw();
         let mut handle: ffi::MQTTClient = ptr::null_mut();
         // SAFETY: every pointer is valid for the call; the library copies the
-        // URI, client id and persistence directory.
+        // URI, client id and persistence directory; a user store's table stays
+        // where it is until after MQTTClient_destroy (`Inner::_store`, or the
+        // end of this function on failure).
         let rc = unsafe {
             ffi::MQTTClient_createWithOptions(
                 &mut handle,
@@ -181,17 +195,35 @@ impl Client {
                 // SAFETY: a partly created handle is freed with destroy.
                 unsafe { ffi::MQTTClient_destroy(&mut handle) };
             }
-            return Err(match rc {
-                ffi::MQTTCLIENT_PERSISTENCE_ERROR => Error::Persistence(format!(
+            let store_error = store.as_ref().and_then(UserStore::create_error);
+            // The library has let go of the store's table (destroyed above).
+            drop(store);
+            return Err(match (rc, store_error) {
+                (ffi::MQTTCLIENT_PERSISTENCE_ERROR, Some(e)) => Error::Persistence(e),
+                (ffi::MQTTCLIENT_PERSISTENCE_ERROR, None)
+                    if ptype == ffi::MQTTCLIENT_PERSISTENCE_USER =>
+                {
+                    Error::Persistence(
+                        "the library could not restore the messages of the store".into(),
+                    )
+                }
+                (ffi::MQTTCLIENT_PERSISTENCE_ERROR, None) => Error::Persistence(format!(
                     "the library cannot use the persistence directory {:?}",
                     dir.as_deref().unwrap_or_default()
                 )),
-                _ => Error::from_code(rc),
+                (_, _) => Error::from_code(rc),
             });
         }
         // SAFETY: the handle was just created and is owned by nobody else.
-        let client =
-            unsafe { Self::adopt(handle, server_uri, client_id, options.receive_capacity) }?;
+        let client = unsafe {
+            Self::adopt(
+                handle,
+                server_uri,
+                client_id,
+                options.receive_capacity,
+                store,
+            )
+        }?;
         if options.mqtt_version == MqttVersion::V5 {
             client.ctx().set_v5();
         }
@@ -211,16 +243,18 @@ impl Client {
         }
         crate::library::check_library()?;
         // SAFETY: guaranteed by the caller.
-        unsafe { Self::adopt(handle, "", "", receive_capacity) }
+        unsafe { Self::adopt(handle, "", "", receive_capacity, None) }
     }
 
     /// # Safety
-    /// As for [`Client::from_raw`]; on error the handle is destroyed.
+    /// As for [`Client::from_raw`]; on error the handle is destroyed (and
+    /// then `store`, which the handle uses, is dropped).
     unsafe fn adopt(
         mut handle: ffi::MQTTClient,
         server_uri: &str,
         client_id: &str,
         capacity: usize,
+        store: Option<UserStore>,
     ) -> Result<Client> {
         let ctx = Arc::new(Context::new(client_id, capacity));
         let context = Arc::as_ptr(&ctx) as *mut std::os::raw::c_void;
@@ -259,6 +293,7 @@ impl Client {
             ctx,
             commands: Mutex::new(()),
             server_uri: server_uri.to_owned(),
+            _store: store,
         });
         inner.ctx.set_owner(Arc::downgrade(&inner));
         let client = Client {

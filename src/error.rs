@@ -86,7 +86,10 @@ pub enum Error {
     /// A callback of this client panicked since the last call; the panic was
     /// caught on the library's thread and is reported once, here. `code()` -1.
     CallbackPanicked(String),
-    /// The file persistence directory is unusable (`MQTTCLIENT_PERSISTENCE_ERROR`, -2).
+    /// The store cannot be used (`MQTTCLIENT_PERSISTENCE_ERROR`, -2): the file
+    /// persistence directory is unusable, or a user store's `open`, `keys` or
+    /// `get` failed or panicked while the client was created (the text names
+    /// the method and its error).
     Persistence(String),
     /// A payload is not UTF-8 (`payload_str`). `code()` is
     /// `MQTTCLIENT_BAD_UTF8_STRING` (-5).
@@ -268,7 +271,9 @@ impl fmt::Display for Error {
             ),
             Error::CallbackPanicked(msg) => write!(f, "a callback panicked: {msg}"),
             Error::Persistence(msg) => write!(f, "persistence error: {msg}"),
-            Error::Utf8(e) => write!(f, "payload is not UTF-8: {e}"),
+            // The UTF-8 error's own text is its `source()`: printing it here
+            // too would show it twice in an error chain.
+            Error::Utf8(_) => f.write_str("payload is not UTF-8"),
             Error::IncompatibleLibrary { found, expected } => write!(
                 f,
                 "linked Paho C library is version {found}, the bindings are for {expected}"
@@ -467,5 +472,24 @@ mod tests {
             Error::from_code(5).to_string(),
             "connection refused by the broker: not authorized (CONNACK code 5)"
         );
+    }
+
+    #[test]
+    fn utf8_text_shows_once_in_an_error_chain() {
+        let bytes = vec![b'a', 0xff, b'b'];
+        let inner = std::str::from_utf8(&bytes).unwrap_err();
+        let e = Error::from(inner);
+        assert_eq!(e.to_string(), "payload is not UTF-8");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source, Some(inner.to_string()));
+        // What error reporters print: each link of the chain once.
+        let mut chain = vec![e.to_string()];
+        let mut next = std::error::Error::source(&e);
+        while let Some(s) = next {
+            chain.push(s.to_string());
+            next = s.source();
+        }
+        let text = chain.join(": ");
+        assert_eq!(text.matches(&inner.to_string()).count(), 1, "{text}");
     }
 }

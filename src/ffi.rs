@@ -203,6 +203,22 @@ impl Default for MQTTResponse {
     }
 }
 
+// bindgen derives no `Debug` for unions, nor for structs holding one: which
+// union field is valid depends on the property's type, so the value is not shown.
+impl std::fmt::Debug for MQTTProperty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MQTTProperty")
+            .field("identifier", &self.identifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MQTTProperty__bindgen_ty_1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MQTTProperty__bindgen_ty_1 { .. }")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The `Default` impls against the C initializer macros. The expected

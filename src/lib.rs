@@ -8,7 +8,8 @@
 //! |---|---|
 //! | `MQTTClient_create` / `createWithOptions` | [`Client::create`] / [`Client::create_with_options`] |
 //! | `MQTTClient_setCallbacks` | [`Client::set_callbacks`] with [`Callbacks`] |
-//! | `MQTTClient_connect` | [`Client::connect`] with [`ConnectOptions`], [`WillOptions`] |
+//! | `MQTTClient_connect` | [`Client::connect`] with [`ConnectOptions`], [`WillOptions`]; failures: [`ConnectError`] |
+//! | (`MQTTAsync`'s automatic reconnect) | [`ConnectOptions::automatic_reconnect`], [`Callbacks::on_connected`] |
 //! | `MQTTClient_publish` / `publishMessage` | [`Client::publish`] / [`Client::publish_message`] |
 //! | `MQTTClient_waitForCompletion` | [`Client::wait_for_completion`] |
 //! | `MQTTClient_getPendingDeliveryTokens` | [`Client::pending_delivery_tokens`] |
@@ -22,6 +23,7 @@
 //! | `MQTTClient_destroy` | `Drop` |
 //! | `MQTTClient_strerror` | [`Error`]'s `Display` |
 //! | `MQTTClient_getVersionInfo` | [`version_info`] |
+//! | `MQTTClient_setMaxIncomingPacketSize` (bundled build's fix 021) | [`set_max_incoming_packet_size`] |
 //! | `MQTTClient_setTraceCallback` / `setTraceLevel` | [`set_trace_level`] (to the `log` crate) |
 //!
 //! MQTT 5, on a client created with
@@ -113,11 +115,17 @@
 //!   for the life of the process, serializes connects and disconnects, and
 //!   waits up to 100 ms before disconnecting right after a message arrived;
 //!   [`enable_anchor_client`] trades those for a loopback connection.
-//! * File persistence needs an explicit directory ([`Persistence::File`]).
+//! * File persistence needs an explicit directory ([`Persistence::File`]);
+//!   a store of your own is [`Persistence::User`] with a [`ClientPersistence`]
+//!   ([`DirStore`] survives power cuts).
 //! * The library ignores `SIGPIPE` for the whole process, as the Rust runtime
 //!   already does for Rust programs.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations)]
+// docs.rs builds with `--cfg docsrs` on nightly: feature-gated items show
+// the feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod callbacks;
 mod client;
@@ -125,11 +133,13 @@ mod context;
 mod cstr;
 mod delivery;
 mod diagnose;
+mod dir_store;
 mod error;
 pub mod ffi;
 mod library;
 mod message;
 mod options;
+mod persistence;
 mod properties;
 mod queue;
 mod reason;
@@ -145,19 +155,22 @@ mod v5;
 pub use callbacks::Callbacks;
 pub use client::{Client, ConnectResponse};
 pub use delivery::DeliveryToken;
+pub use dir_store::DirStore;
 pub use error::{ConnectError, ConnectErrorKind, ConnectReturnCode, Error, Result};
 pub use library::{library_version, set_max_incoming_packet_size, version_info, yield_now};
 pub use message::{Message, QoS, MAX_PAYLOAD};
 pub use options::{
     ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY,
 };
+pub use persistence::{ClientPersistence, PersistenceError, PersistenceResult};
 pub use properties::{
     Properties, PropertyCode, PropertyType, PropertyValue, MAX_VARIABLE_BYTE_INTEGER,
 };
-pub use queue::{IntoIter, Receiver};
+pub use queue::{Receiver, ReceiverIntoIter};
 pub use reason::ReasonCode;
 pub use run_thread::enable_anchor_client;
 #[cfg(feature = "ssl")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ssl")))]
 pub use ssl::{SslOptions, SslVersion};
 pub use topic::{topic_matches, validate_filter, validate_topic, MAX_TOPIC_LEN};
 pub use trace::{set_trace_level, TraceLevel, TRACE_TARGET};

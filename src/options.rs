@@ -20,7 +20,6 @@ use crate::topic::validate_topic;
 /// Where the client keeps QoS 1/2 messages in flight across restarts
 /// (`persistence_type` and `persistence_context` of `MQTTClient_create`).
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Persistence {
     /// `MQTTCLIENT_PERSISTENCE_NONE`: in memory only; lost when the process ends.
     None,
@@ -28,7 +27,25 @@ pub enum Persistence {
     /// library's file persistence, one sub-directory per client id and server.
     /// The directory must exist; unlike C, there is no "current directory"
     /// default, so files never land where the process happens to run.
+    ///
+    /// The library writes each entry in place, without `fsync`: it survives
+    /// the process being killed, not necessarily a power cut (see
+    /// [`DirStore`](crate::DirStore) for a store that does).
     File(PathBuf),
+    /// `MQTTCLIENT_PERSISTENCE_USER`: a store of your own (see
+    /// [`ClientPersistence`](crate::ClientPersistence)). The client owns it
+    /// and drops it after the C client is destroyed.
+    User(Box<dyn crate::persistence::ClientPersistence>),
+}
+
+impl std::fmt::Debug for Persistence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Persistence::None => f.write_str("None"),
+            Persistence::File(dir) => f.debug_tuple("File").field(dir).finish(),
+            Persistence::User(_) => f.write_str("User(..)"),
+        }
+    }
 }
 
 /// The MQTT protocol level to connect with (`MQTTVersion`).
@@ -312,6 +329,7 @@ impl ConnectOptions {
 
     /// TLS settings (`ssl`), for `ssl://` and `mqtts://` URIs.
     #[cfg(feature = "ssl")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ssl")))]
     pub fn ssl(mut self, ssl: crate::ssl::SslOptions) -> Self {
         self.ssl = Some(ssl);
         self

@@ -249,17 +249,19 @@ impl Receiver {
 
 impl IntoIterator for Receiver {
     type Item = (String, Message);
-    type IntoIter = IntoIter;
+    type IntoIter = ReceiverIntoIter;
 
-    fn into_iter(self) -> IntoIter {
-        IntoIter(self)
+    fn into_iter(self) -> ReceiverIntoIter {
+        ReceiverIntoIter(self)
     }
 }
 
-/// Owning iterator over a [`Receiver`]; ends when the client is gone.
-pub struct IntoIter(Receiver);
+/// The owning iterator of a [`Receiver`] (`for (topic, msg) in receiver`):
+/// waits for each message and ends when the client is gone.
+#[derive(Debug)]
+pub struct ReceiverIntoIter(Receiver);
 
-impl Iterator for IntoIter {
+impl Iterator for ReceiverIntoIter {
     type Item = (String, Message);
 
     fn next(&mut self) -> Option<Self::Item> {

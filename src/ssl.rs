@@ -16,6 +16,7 @@ use crate::ffi;
 /// The TLS protocol version (`sslVersion`).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(docsrs, doc(cfg(feature = "ssl")))]
 pub enum SslVersion {
     /// `MQTT_SSL_VERSION_DEFAULT`: the highest version both sides support.
     #[default]
@@ -31,6 +32,7 @@ pub enum SslVersion {
 /// TLS settings for `ssl://` / `mqtts://` connections
 /// (`MQTTClient_SSLOptions`), set with [`ConnectOptions::ssl`](crate::ConnectOptions::ssl).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(docsrs, doc(cfg(feature = "ssl")))]
 pub struct SslOptions {
     trust_store: Option<PathBuf>,
     ca_path: Option<PathBuf>,

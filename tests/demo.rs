@@ -9,7 +9,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -34,66 +34,7 @@ fn demo_binary() -> Result<PathBuf> {
 }
 
 fn build_demo() -> Result<PathBuf> {
-    // This binary is <target>[/<triple>]/<profile dir>/deps/demo-<hash>.
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary outside a cargo target dir")?
-        .to_path_buf();
-    let mut target_dir = profile_dir.parent().context("no target dir")?.to_path_buf();
-    // A `--target` build: <target>/<triple>/<profile dir>, the triple being
-    // the one this test was compiled for (set by build.rs).
-    let mut triple = None;
-    let built_for = option_env!("PAHO_MQTT_SYNC_TARGET").unwrap_or_default();
-    if !built_for.is_empty() && target_dir.file_name() == Some(std::ffi::OsStr::new(built_for)) {
-        triple = Some(built_for);
-        target_dir = target_dir.parent().context("no target dir")?.to_path_buf();
-    }
-    let profile = match profile_dir.file_name().and_then(|p| p.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let mut features = Vec::new();
-    if cfg!(feature = "bundled") {
-        features.push("bundled");
-    }
-    if cfg!(feature = "ssl") {
-        features.push("ssl");
-    }
-    if cfg!(feature = "build_bindgen") {
-        features.push("build_bindgen");
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "--quiet",
-        "--example",
-        "mqtt_client",
-        "--profile",
-        &profile,
-    ])
-    .arg("--manifest-path")
-    .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-    .arg("--target-dir")
-    .arg(&target_dir)
-    .args(["--no-default-features", "--features", &features.join(",")]);
-    if let Some(t) = &triple {
-        cmd.arg("--target").arg(t);
-    }
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .context("running cargo build")?;
-    ensure!(
-        out.status.success(),
-        "cargo build --example mqtt_client failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bin = profile_dir.join("examples").join("mqtt_client");
-    ensure!(bin.is_file(), "{} missing after the build", bin.display());
-    Ok(bin)
+    Ok(common::build_examples(&["mqtt_client"])?.join("mqtt_client"))
 }
 
 /// A command that runs the demo: the binary itself, or through the target's
@@ -451,6 +392,7 @@ fn help_and_bad_arguments() -> Result {
         "--keepalive",
         "--mqtt5",
         "--will-delay",
+        "--persistence-dir",
         "-v",
         "MQTT_BROKER",
         "MQTT_CLIENT_ID",
@@ -475,6 +417,7 @@ fn help_and_bad_arguments() -> Result {
         &["--client-id", ""],
         &["--password", "secret"],
         &["--broker", "nonsense://127.0.0.1:1"],
+        &["--persistence-dir", "/nonexistent/paho-sync-demo-store"],
     ];
     for args in bad {
         let out = demo_command()?
@@ -617,6 +560,37 @@ fn kill_9_leaves_the_will() -> Result {
         (text(&m).as_str(), m.qos()),
         ("Unexpected disconnection", QoS::AtMostOnce)
     );
+    Ok(())
+}
+
+/// `--persistence-dir`: the store's directory for this client id and broker
+/// is made there; a clean shutdown still works.
+#[test]
+fn persistence_dir_holds_the_store() -> Result {
+    let _w = watchdog("persistence_dir_holds_the_store", TEST_LIMIT);
+    let broker = Broker::new()?;
+    let uri = broker.uri();
+    let board = Board::new(Some("40000"))?;
+    let prefix = common::topic("demo");
+    let will = format!("{prefix}/will");
+    let store = common::TempDir::new("demostore")?;
+    let peer = watcher(&uri, &prefix)?;
+    let mut args = args(&uri, &prefix, &board);
+    args.push("--persistence-dir".into());
+    args.push(store.path().to_str().expect("UTF-8 temp dir").to_owned());
+    let mut demo = Demo::spawn(&args, &[])?;
+    expect_msg(&peer, &will, "Online", WAIT)?;
+    let dirs: Vec<_> = std::fs::read_dir(store.path())?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(dirs[0].starts_with("demo-"), "{dirs:?}");
+    assert!(
+        dirs[0].ends_with(&format!("@127%2E0%2E0%2E1%3A{}", broker.port())),
+        "{dirs:?}"
+    );
+    demo.signal(libc::SIGINT)?;
+    assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0), "{}", demo.log());
     Ok(())
 }
 
@@ -912,20 +886,28 @@ fn signal_during_backoff_exits_promptly() -> Result {
     Ok(())
 }
 
-/// `-v` adds the C library's trace to the log.
+/// `-v` adds the C library's trace to the log; repeated flags (`-vvv`,
+/// `-v -v`, `--verbose`) add up and saturate at "everything".
 #[test]
 fn verbose_adds_the_library_trace() -> Result {
     let _w = watchdog("verbose_adds_the_library_trace", TEST_LIMIT);
     let broker = Broker::new()?;
     let board = Board::new(Some("37000"))?;
-    let mut args = args(&broker.uri(), &common::topic("demo"), &board);
-    args.push("-v".into());
-    let mut demo = Demo::spawn(&args, &[])?;
-    demo.expect_log("subscribed to", WAIT)?;
-    demo.expect_log("[paho_mqtt_c]", WAIT)?;
-    demo.signal(libc::SIGINT)?;
-    assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0));
-    check_log_format(&demo.log())?;
+    let flags: [&[&str]; 2] = [&["-v"], &["-vvv", "--verbose", "-vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv", "-v"]];
+    for flags in flags {
+        let mut args = args(&broker.uri(), &common::topic("demo"), &board);
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let mut demo = Demo::spawn(&args, &[])?;
+        demo.expect_log("subscribed to", WAIT)?;
+        demo.expect_log("[paho_mqtt_c]", WAIT)?;
+        if flags.len() > 1 {
+            // Everything: the C library's function entry/exit trace.
+            demo.expect_log(" TRACE ", WAIT)?;
+        }
+        demo.signal(libc::SIGINT)?;
+        assert_eq!(demo.wait_exit(WAIT)?.code(), Some(0), "{flags:?}");
+        check_log_format(&demo.log())?;
+    }
     Ok(())
 }
 

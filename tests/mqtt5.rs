@@ -831,7 +831,7 @@ fn refused_connect_carries_the_reason_code() -> anyhow::Result<()> {
 
 #[test]
 fn refused_connect_carries_the_brokers_reason_string() -> anyhow::Result<()> {
-    // Needs fix 031 (the CONNACK properties of a refusal are kept): with a
+    // Needs fix 033 (the CONNACK properties of a refusal are kept): with a
     // system library only the reason code comes through.
     let port = stub5(Stub::Refuse(0x86, "password expired"))?;
     let c = create5(&format!("tcp://127.0.0.1:{port}"), "why")?;

@@ -688,3 +688,35 @@ fn a_full_window_that_is_never_acknowledged_times_out_publishes() -> anyhow::Res
     assert!(c.is_connected());
     Ok(())
 }
+
+#[test]
+fn disconnect_reports_what_was_not_acknowledged() -> anyhow::Result<()> {
+    let broker = Broker::new()?;
+    let proxy = Proxy::new(broker.port())?;
+    for clean in [true, false] {
+        let c = common::create(&proxy.uri(), "unacked")?;
+        c.connect(&common::options().clean_session(clean))?;
+        proxy.stall();
+        let tok = c.publish(&common::topic("unacked"), b"x", QoS::AtLeastOnce, false)?;
+        let t0 = Instant::now();
+        let r = c.disconnect(Duration::from_millis(300));
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert_eq!(
+            r,
+            Err(Error::Unacknowledged {
+                tokens: vec![tok],
+                will_resend: !clean
+            }),
+            "clean session {clean}"
+        );
+        assert_eq!(r.unwrap_err().code(), -3);
+        assert!(!c.is_connected());
+        proxy.resume();
+    }
+    // Nothing in flight: Ok.
+    let c = common::connect(&broker.uri(), "acked")?;
+    let tok = c.publish(&common::topic("acked"), b"x", QoS::AtLeastOnce, false)?;
+    c.wait_for_completion(tok, WAIT)?;
+    c.disconnect(Duration::from_secs(1))?;
+    Ok(())
+}

@@ -6,8 +6,8 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -35,63 +35,7 @@ fn example_binary() -> Result<PathBuf> {
 }
 
 fn build_example() -> Result<PathBuf> {
-    // This binary is <target>[/<triple>]/<profile dir>/deps/teaching_port-<hash>.
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary outside a cargo target dir")?
-        .to_path_buf();
-    let mut target_dir = profile_dir.parent().context("no target dir")?.to_path_buf();
-    let mut triple = None;
-    let built_for = option_env!("PAHO_MQTT_SYNC_TARGET").unwrap_or_default();
-    if !built_for.is_empty() && target_dir.file_name() == Some(std::ffi::OsStr::new(built_for)) {
-        triple = Some(built_for);
-        target_dir = target_dir.parent().context("no target dir")?.to_path_buf();
-    }
-    let profile = match profile_dir.file_name().and_then(|p| p.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let features: Vec<&str> = [
-        (cfg!(feature = "bundled"), "bundled"),
-        (cfg!(feature = "ssl"), "ssl"),
-        (cfg!(feature = "build_bindgen"), "build_bindgen"),
-    ]
-    .iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, f)| *f)
-    .collect();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "--quiet",
-        "--example",
-        EXAMPLE,
-        "--profile",
-        &profile,
-    ])
-    .arg("--manifest-path")
-    .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-    .arg("--target-dir")
-    .arg(&target_dir)
-    .args(["--no-default-features", "--features", &features.join(",")]);
-    if let Some(t) = triple {
-        cmd.arg("--target").arg(t);
-    }
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .context("running cargo build")?;
-    ensure!(
-        out.status.success(),
-        "cargo build --example {EXAMPLE} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bin = profile_dir.join("examples").join(EXAMPLE);
-    ensure!(bin.is_file(), "{} missing after the build", bin.display());
-    Ok(bin)
+    Ok(common::build_examples(&[EXAMPLE])?.join(EXAMPLE))
 }
 
 // ------------------------------------------------------------ the process

@@ -73,8 +73,20 @@ static MQTTClient connect_client(const struct args *a, int clean, double *connec
 {
 	MQTTClient c;
 	MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer;
+	/* BENCH_PERSISTENCE=file:DIR (bench.py's persistence case): the
+	 * library's file persistence in DIR; unset: none. */
+	const char *pers = getenv("BENCH_PERSISTENCE");
+	int ptype = MQTTCLIENT_PERSISTENCE_NONE;
+	void *pctx = NULL;
+	if (pers != NULL)
+	{
+		if (strncmp(pers, "file:", 5) != 0)
+			die("BENCH_PERSISTENCE must be file:DIR", -1);
+		ptype = MQTTCLIENT_PERSISTENCE_DEFAULT;
+		pctx = (void *)(pers + 5);
+	}
 	int64_t t0 = now_ns();
-	int rc = MQTTClient_create(&c, a->uri, a->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+	int rc = MQTTClient_create(&c, a->uri, a->client_id, ptype, pctx);
 	if (rc != MQTTCLIENT_SUCCESS)
 		die("create", rc);
 	if ((rc = MQTTClient_setCallbacks(c, NULL, on_lost, on_message, on_delivered)) != MQTTCLIENT_SUCCESS)

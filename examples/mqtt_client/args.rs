@@ -21,6 +21,9 @@ pub struct Config {
     pub mqtt5: bool,
     /// `--will-delay`: the will delay interval with `--mqtt5`.
     pub will_delay: Duration,
+    /// `--persistence-dir`: where QoS 1/2 messages in flight are kept
+    /// (`DirStore`); none by default.
+    pub persistence_dir: Option<PathBuf>,
     /// Number of `-v`: 1 adds debug logs and the library's protocol trace,
     /// 2 and more everything.
     pub verbose: u8,
@@ -65,7 +68,13 @@ OPTIONS:
                          that drops and comes back within the delay does not
                          publish the will (no `Unexpected disconnection` flap)
     --will-delay SECS    The will delay interval with --mqtt5 (default 10)
-    -v, --verbose        Debug logs and the Paho C protocol trace (-vv: all of it)
+    --persistence-dir DIR
+                         Keep QoS 1/2 messages in flight in DIR (an existing,
+                         writable directory, e.g. on the data partition of a
+                         board with a read-only root), so they are sent after
+                         a crash or power cut (default: none, memory only)
+    -v, --verbose        Debug logs and the Paho C protocol trace (-vv: all of it;
+                         repeating it more is the same as -vv)
     -h, --help           This text
 
 Empty environment variables count as unset; a flag wins over the environment.
@@ -107,6 +116,7 @@ pub fn parse(
     let mut keepalive = None;
     let mut will_delay = None;
     let mut mqtt5 = false;
+    let mut persistence_dir = None;
     let mut verbose = 0u8;
 
     let mut args = args.into_iter();
@@ -120,11 +130,16 @@ pub fn parse(
         };
         match name.as_str() {
             "-h" | "--help" => return Err(Stop::Help),
-            "-v" | "--verbose" => verbose = verbose.saturating_add(1),
-            "-vv" => verbose = verbose.saturating_add(2),
+            "--verbose" => verbose = verbose.saturating_add(1),
             "--mqtt5" => mqtt5 = true,
+            // -v, -vv, -vvv...: each v counts; more than needed changes nothing.
+            short if short.len() > 1 && short[1..].bytes().all(|b| b == b'v') => {
+                let n = u8::try_from(short.len() - 1).unwrap_or(u8::MAX);
+                verbose = verbose.saturating_add(n);
+            }
             "--broker" | "--client-id" | "--username" | "--password" | "--topic-prefix"
-            | "--interval" | "--temp-path" | "--led-path" | "--keepalive" | "--will-delay" => {
+            | "--interval" | "--temp-path" | "--led-path" | "--keepalive" | "--persistence-dir"
+            | "--will-delay" => {
                 let value = match inline {
                     Some(v) => v,
                     None => args
@@ -134,6 +149,7 @@ pub fn parse(
                 match name.as_str() {
                     "--temp-path" => temp_path = Some(PathBuf::from(value)),
                     "--led-path" => led_dir = Some(PathBuf::from(value)),
+                    "--persistence-dir" => persistence_dir = Some(PathBuf::from(value)),
                     _ => {
                         let text = value
                             .into_string()
@@ -197,6 +213,7 @@ pub fn parse(
         keepalive,
         mqtt5,
         will_delay,
+        persistence_dir,
         verbose,
     })
 }

@@ -16,8 +16,8 @@
 //! destroyed by `Drop`.
 //!
 //! Threads: the main thread makes the first connection (with backoff), runs
-//! the temperature timer and shutdown, and sleeps in `poll` on a self-pipe
-//! ([`wake`]) that the signal handler and the client's callbacks write to.
+//! the temperature timer and shutdown, and sleeps reading a socket pair
+//! ([`wake`]) that the signal handlers and the client's callbacks write to.
 //! After the first connection, the crate's automatic reconnect brings lost
 //! connections back (its backoff grows with failed attempts only); its
 //! `on_connected` callback tells the main thread, which then announces
@@ -31,7 +31,7 @@
 //! seconds and is back within the delay leaves no `Unexpected disconnection`
 //! on the status topic.
 //!
-//! Linux only (sysfs, `pipe2`).
+//! Linux only (sysfs).
 
 mod args;
 mod board;
@@ -122,7 +122,13 @@ fn run(cfg: &Config) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    // Nothing to persist: every message is QoS 0.
+    // The demo's own messages are QoS 0 and need no store; with
+    // --persistence-dir, QoS 1/2 messages in flight (yours, if you add any)
+    // survive a crash and a power cut (DirStore: temp file + fsync + rename).
+    let persistence = match &cfg.persistence_dir {
+        None => Persistence::None,
+        Some(dir) => Persistence::User(Box::new(paho_mqtt_sync::DirStore::new(dir))),
+    };
     let version = if cfg.mqtt5 {
         MqttVersion::V5
     } else {
@@ -131,7 +137,7 @@ fn run(cfg: &Config) -> u8 {
     let client = match Client::create_with_options(
         &cfg.broker,
         &cfg.client_id,
-        Persistence::None,
+        persistence,
         &CreateOptions::new().mqtt_version(version),
     ) {
         Ok(c) => c,
@@ -525,8 +531,8 @@ impl Demo<'_> {
 
 fn signal_name() -> &'static str {
     match wake::shutdown_signal() {
-        Some(libc::SIGINT) => "SIGINT",
-        Some(libc::SIGTERM) => "SIGTERM",
+        Some(signal_hook::consts::SIGINT) => "SIGINT",
+        Some(signal_hook::consts::SIGTERM) => "SIGTERM",
         _ => "signal",
     }
 }

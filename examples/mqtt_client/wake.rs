@@ -1,20 +1,27 @@
-//! Waking the main loop: a self-pipe written by the SIGINT/SIGTERM handler
-//! and by the connection-lost callback, read with `poll` and a timeout.
+//! Waking the main loop: a socket pair that the SIGINT/SIGTERM handlers and
+//! the connection-lost callback write a byte to, read with a timeout.
 //!
-//! The signal handler only does async-signal-safe things: atomic stores,
-//! `write(2)` to a non-blocking pipe, and `_exit(2)` on a second signal, with
-//! `errno` saved and restored around them.
+//! The signal handlers are `signal-hook`'s (async-signal-safe: atomic stores,
+//! a non-blocking write, `_exit(2)`, with `errno` preserved): a first
+//! SIGINT/SIGTERM records the signal and wakes the loop, a second one ends the
+//! process at once with `128 + N`.
 
-use std::io;
-use std::os::raw::c_int;
-use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
-use std::time::{Duration, Instant};
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::OnceLock;
+use std::time::Instant;
 
-/// Write end of the pipe; -1 until [`install`]. The pipe is never closed: a
-/// signal may come at any time until the process ends.
-static WRITE_FD: AtomicI32 = AtomicI32::new(-1);
-/// The first SIGINT/SIGTERM received, 0 for none.
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::{flag, low_level::pipe};
+
+/// Write end of the socket pair, for [`notify`]; set by [`install`] and never
+/// closed: a signal may come at any time until the process ends.
+static WRITER: OnceLock<UnixStream> = OnceLock::new();
+/// Set by the first SIGINT/SIGTERM; arms the immediate exit on the second.
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+/// The signal that asked for shutdown, 0 for none.
+static SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
 /// Why [`Wakeup::wait_until`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,75 +34,43 @@ pub enum Event {
     Timeout,
 }
 
-/// The read end of the self-pipe.
+/// The read end of the socket pair.
+#[derive(Debug)]
 pub struct Wakeup {
-    read_fd: c_int,
+    reader: UnixStream,
 }
 
-/// Creates the pipe and installs the SIGINT and SIGTERM handlers.
+/// Creates the socket pair and installs the SIGINT and SIGTERM handlers
+/// (replacing an inherited SIG_IGN too: background jobs of a non-interactive
+/// shell start with SIGINT ignored, and `kill -INT` must still reach the demo).
 pub fn install() -> io::Result<Wakeup> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
+    let (reader, writer) = UnixStream::pair()?;
+    writer.set_nonblocking(true)?;
+    for sig in [SIGINT, SIGTERM] {
+        // Registration order is the order the actions run in: the exit
+        // checks the flag before the first signal sets it.
+        flag::register_conditional_shutdown(sig, 128 + sig, &SHUTDOWN)?;
+        flag::register(sig, &SHUTDOWN)?;
+        flag::register_usize(sig, &SIGNAL, sig as usize)?;
+        pipe::register(sig, writer.try_clone()?)?;
     }
-    WRITE_FD.store(fds[1], SeqCst);
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: an all-zero sigaction is a valid value to fill in (empty mask, no flags).
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = on_signal as extern "C" fn(c_int) as libc::sighandler_t;
-        // Restart interrupted system calls in the library's threads; our
-        // poll() is never restarted and handles EINTR itself.
-        action.sa_flags = libc::SA_RESTART;
-        // This replaces an inherited SIG_IGN too (background jobs of a
-        // non-interactive shell start with SIGINT ignored), so `kill -INT`
-        // always reaches the demo.
-        // SAFETY: `action` is initialized, the handler is async-signal-safe
-        // (see the module docs) and stays valid for the whole program.
-        if unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(Wakeup { read_fd: fds[0] })
+    let _ = WRITER.set(writer);
+    Ok(Wakeup { reader })
 }
 
-extern "C" fn on_signal(sig: c_int) {
-    // SAFETY: __errno_location returns this thread's errno, valid for the
-    // thread's life; saved and restored so the interrupted code never sees
-    // the handler's errno.
-    let errno = unsafe { libc::__errno_location() };
-    // SAFETY: as above.
-    let saved = unsafe { *errno };
-    if SIGNAL.compare_exchange(0, sig, SeqCst, SeqCst).is_err() {
-        // Second signal: the user insists. _exit is async-signal-safe.
-        // SAFETY: ends the process at once, running no Rust code.
-        unsafe { libc::_exit(128 + sig) };
-    }
-    notify_fd(WRITE_FD.load(SeqCst));
-    // SAFETY: as above.
-    unsafe { *errno = saved };
-}
-
-/// Writes one byte to the pipe. A full pipe already wakes the reader, so
-/// EAGAIN is fine; nothing else can fail on a valid descriptor.
-fn notify_fd(fd: c_int) {
-    if fd >= 0 {
-        // SAFETY: writes one byte from a static buffer; `fd` is the pipe's
-        // write end, never closed. write(2) is async-signal-safe.
-        unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
-    }
-}
-
-/// Wakes the main loop (from any thread).
+/// Wakes the main loop (from any thread). A full socket buffer already wakes
+/// the reader, so `WouldBlock` is fine.
 pub fn notify() {
-    notify_fd(WRITE_FD.load(SeqCst));
+    if let Some(mut w) = WRITER.get() {
+        let _ = w.write(b"!");
+    }
 }
 
 /// The signal that asked for shutdown, if any.
 pub fn shutdown_signal() -> Option<i32> {
     match SIGNAL.load(SeqCst) {
         0 => None,
-        sig => Some(sig),
+        sig => i32::try_from(sig).ok(),
     }
 }
 
@@ -103,29 +78,28 @@ impl Wakeup {
     /// Waits until `deadline` or until woken, whichever comes first.
     /// A shutdown request wins over everything else.
     pub fn wait_until(&self, deadline: Instant) -> Event {
+        let mut buf = [0u8; 64];
         loop {
             if shutdown_signal().is_some() {
                 return Event::Shutdown;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || self.reader.set_read_timeout(Some(left)).is_err() {
                 return Event::Timeout;
             }
-            let mut pfd = libc::pollfd {
-                fd: self.read_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, poll_ms(left)) };
-            if n > 0 {
-                self.drain();
-                if shutdown_signal().is_some() {
-                    return Event::Shutdown;
+            // One read empties the socket (the writes are single bytes).
+            match (&self.reader).read(&mut buf) {
+                Ok(_) => {
+                    if shutdown_signal().is_some() {
+                        return Event::Shutdown;
+                    }
+                    return Event::Woken;
                 }
-                return Event::Woken;
+                // Timed out (checked at the top), or interrupted: again.
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Event::Woken,
             }
-            // 0: timed out (checked at the top); -1: EINTR, try again.
         }
     }
 
@@ -139,18 +113,4 @@ impl Wakeup {
             }
         }
     }
-
-    /// Empties the pipe.
-    fn drain(&self) {
-        let mut buf = [0u8; 64];
-        // SAFETY: reads into a local buffer of that size; the descriptor is
-        // non-blocking, so this ends with EAGAIN once the pipe is empty.
-        while unsafe { libc::read(self.read_fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-    }
-}
-
-/// A poll timeout in milliseconds, rounded up so the loop never spins.
-fn poll_ms(d: Duration) -> c_int {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    c_int::try_from(ms).unwrap_or(c_int::MAX)
 }

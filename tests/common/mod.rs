@@ -14,12 +14,15 @@
 #![allow(dead_code)]
 
 mod broker;
+mod examples;
 pub mod fake_broker;
 mod proxy;
 mod stub;
 
 #[allow(unused_imports)]
 pub use broker::{kill_all_brokers, Broker, BrokerBuilder, MOSQUITTO};
+#[allow(unused_imports)]
+pub use examples::build_examples;
 #[allow(unused_imports)]
 pub use proxy::Proxy;
 #[allow(unused_imports)]

@@ -35,11 +35,27 @@ fn options(clean: bool) -> ConnectOptions {
         .clean_session(clean)
 }
 
+/// The store from `BENCH_PERSISTENCE` (set by bench.py for the persistence
+/// case): `file:DIR` the C library's file store, `dir:DIR` this crate's
+/// `DirStore`; unset, none.
+fn persistence() -> Persistence {
+    match std::env::var("BENCH_PERSISTENCE") {
+        Err(_) => Persistence::None,
+        Ok(v) => match v.split_once(':') {
+            Some(("file", dir)) => Persistence::File(dir.into()),
+            Some(("dir", dir)) => {
+                Persistence::User(Box::new(paho_mqtt_sync::DirStore::new(dir)))
+            }
+            _ => die(&format!("bad BENCH_PERSISTENCE {v:?}")),
+        },
+    }
+}
+
 /// Creates and connects a client; returns it and the connect time.
 fn connect(a: &Args, clean: bool) -> (Client, f64) {
     let t0 = Instant::now();
     let client = ok(
-        Client::create(&a.uri(), &a.client_id, Persistence::None),
+        Client::create(&a.uri(), &a.client_id, persistence()),
         "create",
     );
     ok(client.connect(&options(clean)), "connect");
