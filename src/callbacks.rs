@@ -522,9 +522,11 @@ impl Callbacks {
     /// taken over", 0x8B "server shutting down", ...) and properties (reason
     /// string, server reference, user properties). The connection is closed
     /// by then and [`on_connection_lost`](Self::on_connection_lost) is not
-    /// called for it; automatic reconnect does not start either (a
-    /// session taken over would be taken back). Runs on a thread of its own,
-    /// where every client method may be called, `connect5` included.
+    /// called for it. [Automatic reconnect](crate::ConnectOptions::automatic_reconnect)
+    /// starts as after a lost connection, except after 0x8E (session taken
+    /// over: taking it back would make two clients with the same id throw
+    /// each other out in turn). Runs on a thread of its own, where every
+    /// client method may be called, `connect5` included.
     pub fn on_disconnected(
         mut self,
         f: impl FnMut(ReasonCode, &Properties) + Send + 'static,
@@ -600,16 +602,27 @@ pub(crate) unsafe extern "C" fn disconnected(
             "paho-mqtt-sync: client {:?} disconnected by the broker: {reason}",
             ctx.client_id()
         );
-        if ctx.is_closing() || lock(&ctx.slots().disconnected).is_none() {
+        if ctx.is_closing() {
             return;
         }
-        // SAFETY: the library's list is valid until we return; we copy it.
-        let properties = unsafe { Properties::copy_from(properties) };
         // SAFETY: as in `connection_lost`.
         let owned: Arc<Context> = unsafe {
             Arc::increment_strong_count(ptr);
             Arc::from_raw(ptr)
         };
+        // Automatic reconnect, as after a lost connection, except when
+        // another client took the session over: taking it back would make
+        // the two throw each other out in turn.
+        if reason != ReasonCode::SESSION_TAKEN_OVER {
+            if let Some(owner) = owned.owner() {
+                owned.reconnect().connection_lost(&owned, owner);
+            }
+        }
+        if lock(&owned.slots().disconnected).is_none() {
+            return;
+        }
+        // SAFETY: the library's list is valid until we return; we copy it.
+        let properties = unsafe { Properties::copy_from(properties) };
         let run = move || {
             let _inside = InsideGuard::set(Inside::ConnectionLost);
             if owned.is_closing() {

@@ -405,8 +405,9 @@ impl Client {
     ///
     /// With [`ConnectOptions::automatic_reconnect`], a lost connection is
     /// connected again with `connect5` and these same properties (see
-    /// there); a DISCONNECT from the server ([`Callbacks::on_disconnected`](crate::Callbacks::on_disconnected))
-    /// does not start it.
+    /// there), and so is one the server ended with a DISCONNECT
+    /// ([`Callbacks::on_disconnected`](crate::Callbacks::on_disconnected)),
+    /// unless its reason is 0x8E, session taken over.
     pub fn connect5(
         &self,
         options: &ConnectOptions,

@@ -689,6 +689,33 @@ fn drop_right_after_a_server_disconnect() -> anyhow::Result<()> {
 }
 
 #[test]
+fn server_disconnect_restarts_automatic_reconnect_except_after_a_takeover() -> anyhow::Result<()> {
+    // The stub accepts every connection and ends it after 200 ms with a
+    // DISCONNECT: 0x8B (server shutting down) is reconnected, 0x8E
+    // (session taken over) is not.
+    for (reason, reconnects) in [(0x8B, true), (0x8E, false)] {
+        let port = stub5(Stub::AcceptThenDisconnect(reason, "bye"))?;
+        let c = create5(&format!("tcp://127.0.0.1:{port}"), "rc")?;
+        let (tx, rx) = mpsc::channel();
+        c.set_callbacks(
+            Callbacks::new()
+                .on_connected(move |_| {
+                    let _ = tx.send(());
+                })
+                .on_disconnected(|_, _| {}),
+        )?;
+        let opts = common::options()
+            .automatic_reconnect(Duration::from_millis(50), Duration::from_millis(200));
+        c.connect5(&opts, NONE, NONE)?;
+        rx.recv_timeout(WAIT)?;
+        let again = rx.recv_timeout(Duration::from_secs(2)).is_ok();
+        assert_eq!(again, reconnects, "reason 0x{reason:02X}");
+        c.disconnect(Duration::ZERO).ok();
+    }
+    Ok(())
+}
+
+#[test]
 fn session_takeover_by_mosquitto_is_a_lost_connection() -> anyhow::Result<()> {
     // Mosquitto 2.0.11 closes the old connection without sending DISCONNECT
     // 0x8E (checked on the wire), so the old client sees a lost connection.
