@@ -166,6 +166,21 @@ fn run(cfg: &Config) -> u8 {
             );
             wake::notify();
         })
+        // MQTT 5 only: the broker ended the connection with a DISCONNECT.
+        // Automatic reconnect follows, except after 0x8E (another client
+        // with this client id took the session over).
+        .on_disconnected(|reason, props| {
+            let why = props
+                .get_str(PropertyCode::ReasonString)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            if reason == ReasonCode::SESSION_TAKEN_OVER {
+                error!("the broker gave this client id's session to another client ({reason}{why}); not reconnecting");
+            } else {
+                warn!("the broker ended the connection ({reason}{why})");
+            }
+            wake::notify();
+        })
         .on_connected(move |response| {
             lock(&on_connected).connected = Some(response.clone());
             wake::notify();
