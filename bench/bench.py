@@ -48,6 +48,9 @@ CLIENTS = {
     "c_cb_file": ("Paho C, callback mode, file persistence", "c_cb", "recv", "lat"),
     "sync_rs_file": ("paho-mqtt-sync, Persistence::File", "sync_rs", "recv", "lat"),
     "sync_rs_dir": ("paho-mqtt-sync, Persistence::User(DirStore)", "sync_rs", "recv", "lat"),
+    # MQTT 5 (the pub5 cases only): publishMessage5 / publish5.
+    "c_cb_v5": ("Paho C, callback mode, MQTT 5", "c_cb", "recv", "lat"),
+    "sync_rs_v5": ("paho-mqtt-sync, MQTT 5", "sync_rs", "recv", "lat"),
 }
 SHORT = {
     "c_sync": "C sync",
@@ -59,6 +62,8 @@ SHORT = {
     "c_cb_file": "C callback, file store",
     "sync_rs_file": "paho-mqtt-sync, File",
     "sync_rs_dir": "paho-mqtt-sync, DirStore",
+    "c_cb_v5": "C callback, MQTT 5",
+    "sync_rs_v5": "paho-mqtt-sync, MQTT 5",
 }
 COLORS = {
     "c_sync": "#7f7f7f",
@@ -70,6 +75,8 @@ COLORS = {
     "c_cb_file": "#8c564b",
     "sync_rs_file": "#2ca02c",
     "sync_rs_dir": "#9467bd",
+    "c_cb_v5": "#e377c2",
+    "sync_rs_v5": "#393b79",
 }
 # The store each persistence client publishes with (BENCH_PERSISTENCE=KIND:DIR,
 # a fresh directory under the target dir per run: on disk, not tmpfs).
@@ -78,6 +85,9 @@ PERSIST_CLIENTS = ["c_cb", "c_cb_file", "sync_rs", "sync_rs_file", "sync_rs_dir"
 PUB_CLIENTS = ["c_sync", "c_cb", "sync_rs", "paho_rs", "rumqttc_rs"]
 RECV_CLIENTS = ["c_sync", "c_cb", "sync_rs", "sync_rs_cb", "paho_rs", "rumqttc_rs"]
 LAT_CLIENTS = ["c_sync", "c_cb", "sync_rs", "sync_rs_cb", "paho_rs", "rumqttc_rs"]
+# MQTT 5 publish cases: the MQTT 5 programs next to the same programs' MQTT
+# 3.1.1 path (mode "pub"), same QoS, size and count.
+PUB5_CLIENTS = ["c_cb", "c_cb_v5", "sync_rs", "sync_rs_v5"]
 # Mode "reconnect" of each program: one client, rounds of disconnect + connect.
 RECONNECT_CLIENTS = ["c_sync", "c_cb", "sync_rs"]
 # A round's disconnect or connect slower than this counts as slow in the
@@ -97,6 +107,10 @@ def cases(smoke):
          {"c_sync": capped}),
         ("pub_q1_16k", "Publish QoS 1, 16 KiB, one in flight", "pub", 1, 16384, n(10_000, 100),
          PUB_CLIENTS, {"c_sync": capped}),
+        ("pub5_q1", "Publish QoS 1, 64 B, MQTT 5 vs 3.1.1", "pub5", 1, 64, n(20_000, 100),
+         PUB5_CLIENTS, {}),
+        ("pub5_q1_up", "Publish QoS 1, 64 B, MQTT 5 with a user property vs 3.1.1", "pub5u", 1, 64,
+         n(20_000, 100), PUB5_CLIENTS, {}),
         ("recv_q0", "Receive QoS 0, 64 B", "recv", 0, 64, n(100_000, 100), RECV_CLIENTS, {}),
         ("recv_q1", "Receive QoS 1, 64 B", "recv", 1, 64, n(20_000, 100), RECV_CLIENTS, {}),
         ("pub_q1_persist", "Publish QoS 1, 64 B, one in flight: no store, file store, DirStore",
@@ -294,14 +308,17 @@ def one_run(case, client, rnd, seq):
     _label, binary, recv_mode, lat_mode = CLIENTS[client]
     exe = BINS[binary]
     run = f"{name}.{rnd}.{seq}"
-    if kind == "pub":
+    if kind in ("pub", "pub5", "pub5u"):
+        # pub5 / pub5u: the MQTT 5 clients publish with publish(Message)5
+        # (pub5u: one user property per message), the others with MQTT 3.1.1.
+        mode = kind if client.endswith("_v5") else "pub"
         env = None
         if client in PERSIST:
             store = TARGET / "persist" / run
             shutil.rmtree(store, ignore_errors=True)
             store.mkdir(parents=True)
             env = {"BENCH_PERSISTENCE": f"{PERSIST[client]}:{store}"}
-        r = run_client(exe, "pub", qos, count, size, run, f"bench/p/{run}", env=env)
+        r = run_client(exe, mode, qos, count, size, run, f"bench/p/{run}", env=env)
         if env:
             shutil.rmtree(TARGET / "persist" / run, ignore_errors=True)
         check_published(run, count)

@@ -34,12 +34,17 @@ use crate::delivery::DeliveryToken;
 use crate::error::{Error, Result};
 use crate::ffi;
 use crate::message::Message;
+use crate::properties::Properties;
+use crate::reason::ReasonCode;
+use crate::v5::{PublishAck, PublishAckKind};
 
 type ConnectionLostFn = Box<dyn FnMut(Option<&str>) + Send>;
 type MessageArrivedFn = Box<dyn FnMut(&str, &Message) -> bool + Send>;
 type DeliveryCompleteFn = Box<dyn FnMut(DeliveryToken) + Send>;
 type ConnectedFn = Box<dyn FnMut(&ConnectResponse) + Send>;
 type ReconnectStoppedFn = Box<dyn FnMut(&Error) + Send>;
+type PublishedFn = Box<dyn FnMut(&PublishAck) + Send>;
+type DisconnectedFn = Box<dyn FnMut(ReasonCode, &Properties) + Send>;
 
 /// The callbacks of a client, for [`Client::set_callbacks`](crate::Client::set_callbacks)
 /// (the `cl`, `ma` and `dc` arguments of `MQTTClient_setCallbacks`).
@@ -72,6 +77,8 @@ pub struct Callbacks {
     delivery_complete: Option<DeliveryCompleteFn>,
     connected: Option<ConnectedFn>,
     reconnect_stopped: Option<ReconnectStoppedFn>,
+    published: Option<PublishedFn>,
+    disconnected: Option<DisconnectedFn>,
 }
 
 impl Callbacks {
@@ -144,6 +151,8 @@ impl std::fmt::Debug for Callbacks {
             .field("delivery_complete", &self.delivery_complete.is_some())
             .field("connected", &self.connected.is_some())
             .field("reconnect_stopped", &self.reconnect_stopped.is_some())
+            .field("published", &self.published.is_some())
+            .field("disconnected", &self.disconnected.is_some())
             .finish()
     }
 }
@@ -157,6 +166,8 @@ pub(crate) struct Slots {
     delivery_complete: Mutex<Option<DeliveryCompleteFn>>,
     connected: Mutex<Option<ConnectedFn>>,
     reconnect_stopped: Mutex<Option<ReconnectStoppedFn>>,
+    published: Mutex<Option<PublishedFn>>,
+    disconnected: Mutex<Option<DisconnectedFn>>,
     /// Mirrors `message_arrived.is_some()` for cheap checks.
     has_message_callback: AtomicBool,
     /// `start_consuming` was called from inside the message callback, whose
@@ -172,6 +183,8 @@ impl Slots {
         *lock(&self.delivery_complete) = cb.delivery_complete;
         *lock(&self.connected) = cb.connected;
         *lock(&self.reconnect_stopped) = cb.reconnect_stopped;
+        *lock(&self.published) = cb.published;
+        *lock(&self.disconnected) = cb.disconnected;
         let mut ma = lock(&self.message_arrived);
         self.has_message_callback
             .store(cb.message_arrived.is_some(), SeqCst);
@@ -487,5 +500,148 @@ pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mu
     }));
     if let Err(panic) = result {
         ctx.record_panic("connection-lost (internal)", panic);
+    }
+}
+
+impl Callbacks {
+    /// MQTT 5: called with the broker's acknowledgement of a QoS 1 or 2
+    /// publish (`MQTTClient_setPublished`): the PUBACK or PUBCOMP, or a
+    /// PUBREC that ends the exchange with a failure, with its reason code
+    /// (0x10 "no matching subscribers", 0x87 "not authorized", ...) and
+    /// properties. Runs on the library's callback thread with the library's
+    /// mutex held, like [`on_delivery_complete`](Self::on_delivery_complete)
+    /// (which follows it for a PUBACK or PUBCOMP): keep it short, and do not
+    /// call client methods.
+    pub fn on_published(mut self, f: impl FnMut(&PublishAck) + Send + 'static) -> Self {
+        self.published = Some(Box::new(f));
+        self
+    }
+
+    /// MQTT 5: called when the broker sends a DISCONNECT
+    /// (`MQTTClient_setDisconnected`), with its reason code (0x8E "session
+    /// taken over", 0x8B "server shutting down", ...) and properties (reason
+    /// string, server reference, user properties). The connection is closed
+    /// by then and [`on_connection_lost`](Self::on_connection_lost) is not
+    /// called for it. [Automatic reconnect](crate::ConnectOptions::automatic_reconnect)
+    /// starts as after a lost connection, except after 0x8E (session taken
+    /// over: taking it back would make two clients with the same id throw
+    /// each other out in turn). Runs on a thread of its own, where every
+    /// client method may be called, `connect5` included.
+    pub fn on_disconnected(
+        mut self,
+        f: impl FnMut(ReasonCode, &Properties) + Send + 'static,
+    ) -> Self {
+        self.disconnected = Some(Box::new(f));
+        self
+    }
+}
+
+/// `MQTTClient_published` (MQTT 5): hands the acknowledgement's reason code
+/// and properties to the user's closure. For a PUBREC with a failure code
+/// the library ends the exchange without calling `deliveryComplete`, so the
+/// token is completed here. Runs on the library's thread, mutex held.
+pub(crate) unsafe extern "C" fn published(
+    context: *mut c_void,
+    token: c_int,
+    packet_type: c_int,
+    properties: *mut ffi::MQTTProperties,
+    reason: ffi::MQTTReasonCodes,
+) {
+    let _inside = on_run_thread();
+    // SAFETY: as in `message_arrived`.
+    let ctx = unsafe { &*(context as *const Context) };
+    let _active = ctx.enter(false);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let kind = match packet_type {
+            4 => PublishAckKind::Puback,
+            5 => PublishAckKind::Pubrec,
+            _ => PublishAckKind::Pubcomp,
+        };
+        let reason = ReasonCode::from_c(reason).unwrap_or(ReasonCode::UNSPECIFIED_ERROR);
+        if kind == PublishAckKind::Pubrec {
+            ctx.complete(token);
+        }
+        if ctx.is_closing() {
+            return;
+        }
+        let mut slot = lock(&ctx.slots().published);
+        if let Some(f) = slot.as_mut() {
+            // SAFETY: the library passes the ack's list, valid for the call.
+            let properties = unsafe { Properties::copy_from(properties) };
+            let ack = PublishAck::new(DeliveryToken::from_id(token), kind, reason, properties);
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(&ack))) {
+                ctx.record_panic("published", panic);
+            }
+        }
+    }));
+    if let Err(panic) = result {
+        ctx.record_panic("published (internal)", panic);
+    }
+}
+
+/// `MQTTClient_disconnected` (MQTT 5): the broker sent a DISCONNECT. The
+/// library has closed the connection already (without calling
+/// connection-lost) and calls this on a thread it starts, then frees the
+/// properties. Records the loss and runs the user's closure on a thread of
+/// its own, as `connection_lost` does.
+pub(crate) unsafe extern "C" fn disconnected(
+    context: *mut c_void,
+    properties: *mut ffi::MQTTProperties,
+    reason: ffi::MQTTReasonCodes,
+) {
+    let ptr = context as *const Context;
+    // SAFETY: as in `message_arrived`. (The library does not wait for this
+    // thread: a client destroyed in the instant between the DISCONNECT and
+    // this call is a race inside the C library.)
+    let ctx = unsafe { &*ptr };
+    let _active = ctx.enter(false);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let reason = ReasonCode::from_c(reason).unwrap_or(ReasonCode::UNSPECIFIED_ERROR);
+        ctx.set_disconnected();
+        log::debug!(
+            "paho-mqtt-sync: client {:?} disconnected by the broker: {reason}",
+            ctx.client_id()
+        );
+        if ctx.is_closing() {
+            return;
+        }
+        // SAFETY: as in `connection_lost`.
+        let owned: Arc<Context> = unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        };
+        // Automatic reconnect, as after a lost connection, except when
+        // another client took the session over: taking it back would make
+        // the two throw each other out in turn.
+        if reason != ReasonCode::SESSION_TAKEN_OVER {
+            if let Some(owner) = owned.owner() {
+                owned.reconnect().connection_lost(&owned, owner);
+            }
+        }
+        if lock(&owned.slots().disconnected).is_none() {
+            return;
+        }
+        // SAFETY: the library's list is valid until we return; we copy it.
+        let properties = unsafe { Properties::copy_from(properties) };
+        let run = move || {
+            let _inside = InsideGuard::set(Inside::ConnectionLost);
+            if owned.is_closing() {
+                return;
+            }
+            if let Some(f) = lock(&owned.slots().disconnected).as_mut() {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(reason, &properties))) {
+                    owned.record_panic("disconnected", panic);
+                }
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("paho-disconnected".into())
+            .spawn(run);
+        if let Err(e) = spawned {
+            log::error!("paho-mqtt-sync: cannot start the disconnected thread: {e}");
+        }
+    }));
+    if let Err(panic) = result {
+        ctx.record_panic("disconnected (internal)", panic);
     }
 }

@@ -45,24 +45,24 @@ use crate::topic::{validate_filter, validate_topic};
 /// callbacks, it is torn down on a helper thread once the callback has
 /// returned. A connection-lost handler still running is not waited for.
 pub struct Client {
-    inner: ManuallyDrop<Arc<Inner>>,
+    pub(crate) inner: ManuallyDrop<Arc<Inner>>,
 }
 
 /// The C client and the crate's state next to it, shared with the
 /// reconnect thread (reconnect.rs); dropping the last reference disconnects
 /// and destroys the C client.
 pub(crate) struct Inner {
-    handle: ffi::MQTTClient,
-    ctx: Arc<Context>,
+    pub(crate) handle: ffi::MQTTClient,
+    pub(crate) ctx: Arc<Context>,
     /// Held by subscribe, unsubscribe and `set_command_timeout`: the C calls
     /// that read or write `commandTimeout` (which the library does not lock),
     /// and that wait for a SUBACK or UNSUBACK. Before 1.3.16 the library let a
     /// subscribe and an unsubscribe of one client overlap, and the two could
     /// pick up each other's acknowledgement (both go through `m->pack`).
-    commands: Mutex<()>,
+    pub(crate) commands: Mutex<()>,
     /// The URI given to `create` (empty for `from_raw`), for diagnosing
     /// failed connects.
-    server_uri: String,
+    pub(crate) server_uri: String,
     /// A user store (`Persistence::User`): the library points into it until
     /// `MQTTClient_destroy`, so it is dropped with the fields, after `drop`
     /// destroyed the C client.
@@ -85,6 +85,18 @@ pub struct ConnectResponse {
 }
 
 impl ConnectResponse {
+    pub(crate) fn new(
+        session_present: bool,
+        mqtt_version: MqttVersion,
+        server_uri: String,
+    ) -> Self {
+        ConnectResponse {
+            session_present,
+            mqtt_version,
+            server_uri,
+        }
+    }
+
     /// Whether the broker still had a session for this client id
     /// (`returned.sessionPresent`; always false with a clean session).
     pub fn session_present(&self) -> bool {
@@ -203,7 +215,7 @@ impl Client {
             });
         }
         // SAFETY: the handle was just created and is owned by nobody else.
-        unsafe {
+        let client = unsafe {
             Self::adopt(
                 handle,
                 server_uri,
@@ -211,7 +223,11 @@ impl Client {
                 options.receive_capacity,
                 store,
             )
+        }?;
+        if options.mqtt_version == MqttVersion::V5 {
+            client.ctx().set_v5();
         }
+        Ok(client)
     }
 
     /// Takes ownership of a handle made by C code with `MQTTClient_create` and
@@ -252,8 +268,23 @@ impl Client {
                 Some(callbacks::delivery_complete),
             )
         };
-        if let Err(e) = check(rc) {
-            // SAFETY: the handle is ours and no callback was registered.
+        // MQTT 5's acknowledgement and server-DISCONNECT callbacks; the
+        // library calls them only on MQTT 5 connections.
+        let rc = check(rc)
+            .and_then(|()| {
+                // SAFETY: as above.
+                check(unsafe {
+                    ffi::MQTTClient_setPublished(handle, context, Some(callbacks::published))
+                })
+            })
+            .and_then(|()| {
+                // SAFETY: as above.
+                check(unsafe {
+                    ffi::MQTTClient_setDisconnected(handle, context, Some(callbacks::disconnected))
+                })
+            });
+        if let Err(e) = rc {
+            // SAFETY: the handle is ours and not connected: no callback can run.
             unsafe { ffi::MQTTClient_destroy(&mut handle) };
             return Err(e);
         }
@@ -289,13 +320,13 @@ impl Client {
         self.inner.ctx.client_id()
     }
 
-    fn ctx(&self) -> &Context {
+    pub(crate) fn ctx(&self) -> &Context {
         &self.inner.ctx
     }
 
     /// Checks made at the start of every call: not on the library's callback
     /// thread, and reports a panic caught in a callback since the last call.
-    fn enter(&self) -> Result<()> {
+    pub(crate) fn enter(&self) -> Result<()> {
         callbacks::check_not_in_callback()?;
         match self.ctx().take_panic() {
             Some(msg) => Err(Error::CallbackPanicked(msg)),
@@ -378,7 +409,7 @@ impl Client {
     }
 
     /// Runs a publish call, keeping the token bookkeeping.
-    fn publish_raw(
+    pub(crate) fn publish_raw(
         &self,
         qos: QoS,
         call: impl FnOnce(&mut ffi::MQTTClient_deliveryToken) -> Result<c_int>,
@@ -632,6 +663,21 @@ impl Inner {
 
     /// The body of [`Client::disconnect`] (also used by the reconnect thread).
     pub(crate) fn disconnect(&self, timeout: Duration) -> Result<()> {
+        let handle = self.handle;
+        // SAFETY: valid handle; see `disconnect_with`.
+        self.disconnect_with(timeout, |ms| unsafe {
+            ffi::MQTTClient_disconnect(handle, ms)
+        })
+    }
+
+    /// A disconnect through `call` (`MQTTClient_disconnect` or
+    /// `disconnect5`), given the milliseconds left; it runs with message
+    /// callbacks quiesced (see context.rs).
+    pub(crate) fn disconnect_with(
+        &self,
+        timeout: Duration,
+        call: impl FnOnce(c_int) -> c_int,
+    ) -> Result<()> {
         let ctx = self.ctx();
         let deadline = Instant::now() + timeout;
         // Wait for acknowledgements here: the library's own wait loop sleeps
@@ -643,8 +689,7 @@ impl Inner {
         let rc = {
             let _quiet = ctx.quiesce();
             let _lifecycle = crate::run_thread::disconnecting();
-            // SAFETY: valid handle; message callbacks are quiesced (see context.rs).
-            unsafe { ffi::MQTTClient_disconnect(self.handle, ms) }
+            call(ms)
         };
         let will_resend = !ctx.is_clean_session();
         ctx.set_disconnected();
@@ -663,6 +708,12 @@ impl Inner {
     }
 
     pub(crate) fn connect(&self, options: &ConnectOptions) -> Result<ConnectResponse> {
+        if options.version() == MqttVersion::V5 {
+            return Err(Error::WrongMqttVersion(
+                "MQTT 5 connects go through Client::connect5 (MQTTClient_connect5) on a client \
+                 created with CreateOptions::mqtt_version(MqttVersion::V5)",
+            ));
+        }
         let mut raw = options.raw()?;
         let uris: Vec<&str> = if options.uris().is_empty() {
             vec![self.server_uri.as_str()]

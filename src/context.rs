@@ -54,6 +54,8 @@ pub(crate) struct Context {
     connected: AtomicBool,
     /// The last connect was refused by the broker (see `Client::connect`).
     refused: AtomicBool,
+    /// The client was created for MQTT 5 (or connected with `connect5`).
+    v5: AtomicBool,
     /// Mirrors `state.deliveries.has_room()` so QoS 0 publishes skip the lock.
     room: AtomicBool,
     /// The command timeout in milliseconds, also the limit of a publish's
@@ -103,6 +105,7 @@ impl Context {
             state_changed: Signal::new(),
             connected: AtomicBool::new(false),
             refused: AtomicBool::new(false),
+            v5: AtomicBool::new(false),
             room: AtomicBool::new(true),
             command_timeout_ms: AtomicU64::new(DEFAULT_COMMAND_TIMEOUT.as_millis() as u64),
             queue: Arc::new(MessageQueue::new(receive_capacity)),
@@ -158,6 +161,16 @@ impl Context {
     /// The client is being dropped.
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(SeqCst)
+    }
+
+    /// Whether the client speaks MQTT 5 (see v5.rs).
+    pub(crate) fn is_v5(&self) -> bool {
+        self.v5.load(SeqCst)
+    }
+
+    /// Marks the client as an MQTT 5 client.
+    pub(crate) fn set_v5(&self) {
+        self.v5.store(true, SeqCst);
     }
 
     /// Whether the last connect was refused, clearing the mark.

@@ -101,6 +101,29 @@ pub enum Error {
         /// The version the bindings were generated from.
         expected: &'static str,
     },
+    /// The MQTT 5 broker refused the connection: the CONNACK's reason code
+    /// (0x80 and above) and, when the library passes it on, the broker's
+    /// reason string. `code()` is the reason code, as `MQTTClient_connect5`
+    /// returns it in `reasonCode`.
+    ConnectionRefusedV5 {
+        /// The CONNACK reason code (0x86 for a bad user name or password...).
+        reason: crate::ReasonCode,
+        /// The CONNACK's Reason String property, if any.
+        reason_string: Option<String>,
+    },
+    /// An MQTT 5 property that cannot be sent: wrong value type, value out of
+    /// range, too long, repeated, or not allowed in that packet. Found before
+    /// anything is sent. `code()` -1.
+    InvalidProperty {
+        /// The property.
+        property: crate::PropertyCode,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An MQTT 5 call (`*5`) on a client created for MQTT 3, or an MQTT 3
+    /// call the library forbids on an MQTT 5 client (connect, publish,
+    /// subscribe, unsubscribe) (`MQTTCLIENT_WRONG_MQTT_VERSION`, -16).
+    WrongMqttVersion(&'static str),
 }
 
 impl Error {
@@ -115,6 +138,9 @@ impl Error {
             Error::InvalidQos(_) => ffi::MQTTCLIENT_BAD_QOS,
             Error::Persistence(_) => ffi::MQTTCLIENT_PERSISTENCE_ERROR,
             Error::Utf8(_) => ffi::MQTTCLIENT_BAD_UTF8_STRING,
+            Error::ConnectionRefusedV5 { reason, .. } => i32::from(reason.value()),
+            Error::WrongMqttVersion(_) => ffi::MQTTCLIENT_WRONG_MQTT_VERSION,
+            Error::InvalidProperty { .. } => ffi::MQTTCLIENT_FAILURE,
             Error::Timeout
             | Error::Connect(_)
             | Error::AlreadyConnected
@@ -138,6 +164,10 @@ impl Error {
             ffi::MQTTCLIENT_PERSISTENCE_ERROR => {
                 Error::Persistence("the C library reported a persistence error".into())
             }
+            ffi::MQTTCLIENT_WRONG_MQTT_VERSION => Error::WrongMqttVersion(
+                "this call is for the other MQTT version: MQTT 5 clients use the *5 methods \
+                 (connect5, publish5, subscribe5, unsubscribe5), MQTT 3 clients the others",
+            ),
             1..=255 => Error::ConnectionRefused(ConnectReturnCode::from_u8(code as u8)),
             _ => Error::Library(code),
         }
@@ -248,6 +278,17 @@ impl fmt::Display for Error {
                 f,
                 "linked Paho C library is version {found}, the bindings are for {expected}"
             ),
+            Error::ConnectionRefusedV5 {
+                reason,
+                reason_string: Some(text),
+            } => write!(f, "connection refused by the broker: {reason}: {text}"),
+            Error::ConnectionRefusedV5 { reason, .. } => {
+                write!(f, "connection refused by the broker: {reason}")
+            }
+            Error::InvalidProperty { property, reason } => {
+                write!(f, "property {property:?}: {reason}")
+            }
+            Error::WrongMqttVersion(msg) => write!(f, "wrong MQTT version: {msg}"),
         }
     }
 }

@@ -26,6 +26,56 @@
 //! | `MQTTClient_setMaxIncomingPacketSize` (bundled build's fix 021) | [`set_max_incoming_packet_size`] |
 //! | `MQTTClient_setTraceCallback` / `setTraceLevel` | [`set_trace_level`] (to the `log` crate) |
 //!
+//! MQTT 5, on a client created with
+//! [`CreateOptions::mqtt_version`]`(`[`MqttVersion::V5`]`)`:
+//!
+//! | C | Rust |
+//! |---|---|
+//! | `MQTTClient_connect5` | [`Client::connect5`] → [`ConnectResponse5`] |
+//! | `MQTTClient_publish5` / `publishMessage5` | [`Client::publish5`] / [`Client::publish_message5`] ([`Message::with_properties`]) |
+//! | `MQTTClient_setPublished` | [`Callbacks::on_published`] with [`PublishAck`] |
+//! | `MQTTClient_subscribe5` / `subscribeMany5` | [`Client::subscribe5`] / [`Client::subscribe_many5`] with [`SubscribeOptions`] → [`SubscribeResponse`] |
+//! | `MQTTClient_unsubscribe5` / `unsubscribeMany5` | [`Client::unsubscribe5`] / [`Client::unsubscribe_many5`] → [`UnsubscribeResponse`] |
+//! | `MQTTClient_disconnect5` | [`Client::disconnect5`] |
+//! | `MQTTClient_setDisconnected` | [`Callbacks::on_disconnected`] |
+//! | `MQTTProperties`, `MQTTProperties_add` / `get*` / `copy` / `free` | [`Properties`], [`PropertyCode`], [`PropertyValue`] |
+//! | `MQTTClient_message.properties` | [`Message::properties`] |
+//! | `MQTTResponse` / `MQTTResponse_free` | the response types (freed inside each call) |
+//! | `MQTTReasonCodes` / `MQTTReasonCode_toString` | [`ReasonCode`] and its `Display` |
+//! | `MQTTCLIENT_WRONG_MQTT_VERSION` | [`Error::WrongMqttVersion`] |
+//!
+//! ```no_run
+//! use paho_mqtt_sync::{
+//!     Client, ConnectOptions, CreateOptions, MqttVersion, Persistence, Properties,
+//!     PropertyCode, QoS, ReasonCode, SubscribeOptions,
+//! };
+//! use std::time::Duration;
+//!
+//! let client = Client::create_with_options(
+//!     "tcp://127.0.0.1:1883",
+//!     "example5",
+//!     Persistence::None,
+//!     &CreateOptions::new().mqtt_version(MqttVersion::V5),
+//! )?;
+//! let mut session = Properties::new();
+//! session.push_int(PropertyCode::SessionExpiryInterval, 60)?;
+//! let connack = client.connect5(&ConnectOptions::new(), &session, &Properties::new())?;
+//! println!("topic aliases allowed: {:?}", connack.topic_alias_maximum());
+//! let subscribed = client.subscribe5(
+//!     "demo/#",
+//!     QoS::AtLeastOnce,
+//!     &SubscribeOptions::new().no_local(true),
+//!     &Properties::new(),
+//! )?;
+//! assert_eq!(subscribed.reason_codes(), [ReasonCode::GRANTED_QOS_1]);
+//! let mut props = Properties::new();
+//! props.push_user_property("trace-id", "42")?;
+//! let token = client.publish5("demo/hello", b"hi", QoS::AtLeastOnce, false, &props)?;
+//! client.wait_for_completion(token, Duration::from_secs(5))?;
+//! client.disconnect5(Duration::from_secs(1), ReasonCode::NORMAL_DISCONNECTION, &Properties::new())?;
+//! # Ok::<(), paho_mqtt_sync::Error>(())
+//! ```
+//!
 //! The raw C API stays available in [`ffi`].
 //!
 //! ```no_run
@@ -90,7 +140,9 @@ mod library;
 mod message;
 mod options;
 mod persistence;
+mod properties;
 mod queue;
+mod reason;
 mod reconnect;
 mod run_thread;
 mod signal;
@@ -98,6 +150,7 @@ mod signal;
 mod ssl;
 mod topic;
 mod trace;
+mod v5;
 
 // Links the OpenSSL that `openssl-sys` builds (feature `vendored-openssl`):
 // Paho C's SSLSocket.c calls it; no Rust code does.
@@ -115,13 +168,21 @@ pub use options::{
     ConnectOptions, CreateOptions, MqttVersion, Persistence, WillOptions, DEFAULT_RECEIVE_CAPACITY,
 };
 pub use persistence::{ClientPersistence, PersistenceError, PersistenceResult};
+pub use properties::{
+    Properties, PropertyCode, PropertyType, PropertyValue, MAX_VARIABLE_BYTE_INTEGER,
+};
 pub use queue::{Receiver, ReceiverIntoIter};
+pub use reason::ReasonCode;
 pub use run_thread::enable_anchor_client;
 #[cfg(feature = "ssl")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ssl")))]
 pub use ssl::{SslOptions, SslVersion};
 pub use topic::{topic_matches, validate_filter, validate_topic, MAX_TOPIC_LEN};
 pub use trace::{set_trace_level, TraceLevel, TRACE_TARGET};
+pub use v5::{
+    ConnectResponse5, PublishAck, PublishAckKind, RetainHandling, SubscribeOptions,
+    SubscribeResponse, UnsubscribeResponse,
+};
 
 #[cfg(test)]
 mod tests {
@@ -136,6 +197,12 @@ mod tests {
         send_sync::<Error>();
         send_sync::<ConnectOptions>();
         send_sync::<DeliveryToken>();
+        send_sync::<Properties>();
+        send_sync::<ReasonCode>();
+        send_sync::<ConnectResponse5>();
+        send_sync::<PublishAck>();
+        send_sync::<SubscribeResponse>();
+        send_sync::<UnsubscribeResponse>();
         send::<Receiver>();
         send::<Callbacks>();
     }

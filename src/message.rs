@@ -5,6 +5,7 @@ use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
 use crate::ffi;
+use crate::properties::Properties;
 
 /// The largest payload MQTT can carry: the "remaining length" field tops out at
 /// 268,435,455 bytes (MQTT 3.1.1, 2.2.3), and the fixed header takes some of it.
@@ -76,6 +77,7 @@ pub struct Message {
     retained: bool,
     dup: bool,
     msgid: i32,
+    properties: Properties,
 }
 
 impl Message {
@@ -89,7 +91,25 @@ impl Message {
             retained,
             dup: false,
             msgid: 0,
+            properties: Properties::new(),
         }
+    }
+
+    /// Sets the MQTT 5 properties sent with the message (`properties`), for
+    /// [`Client::publish_message5`](crate::Client::publish_message5). An
+    /// MQTT 3 client's [`publish_message`](crate::Client::publish_message)
+    /// sends the message without them (MQTT 3 has none).
+    pub fn with_properties(mut self, properties: Properties) -> Message {
+        self.properties = properties;
+        self
+    }
+
+    /// The MQTT 5 properties (`properties`): on a received message those the
+    /// broker sent (payload format indicator, message expiry interval, topic
+    /// alias, response topic, correlation data, user properties,
+    /// subscription identifiers, content type); empty with MQTT 3.
+    pub fn properties(&self) -> &Properties {
+        &self.properties
     }
 
     /// Takes a received message from the C library: the payload buffer moves
@@ -112,12 +132,16 @@ impl Message {
             // An empty payload stays with the C struct (freed with it).
             _ => Payload::Owned(Vec::new()),
         };
+        // The property list moves too; the C struct keeps an empty one.
+        // SAFETY: the library built the list; nothing else frees it now.
+        let properties = unsafe { Properties::from_raw(std::mem::take(&mut m.properties)) };
         Message {
             payload,
             qos: QoS::try_from(m.qos).unwrap_or_default(),
             retained: m.retained != 0,
             dup: m.dup != 0,
             msgid: m.msgid,
+            properties,
         }
     }
 
@@ -127,6 +151,9 @@ impl Message {
     /// # Safety
     /// `msg` must be the struct this message was taken from.
     pub(crate) unsafe fn give_back_to_c(self, msg: *mut ffi::MQTTClient_message) {
+        // SAFETY: the caller guarantees `msg` is the original, still valid
+        // struct, whose list was emptied by `take_from_c`.
+        unsafe { (*msg).properties = self.properties.into_raw() };
         if let Payload::Paho(buf) = self.payload {
             let buf = std::mem::ManuallyDrop::new(buf);
             // SAFETY: the caller guarantees `msg` is the original, still valid struct.
@@ -189,6 +216,8 @@ impl Message {
             payload: payload.as_ptr() as *mut _,
             qos: self.qos as i32,
             retained: i32::from(self.retained),
+            // Borrowed: the library only reads the list.
+            properties: self.properties.shallow(),
             ..ffi::MQTTClient_message::default()
         })
     }
@@ -210,6 +239,7 @@ impl Clone for Message {
             retained: self.retained,
             dup: self.dup,
             msgid: self.msgid,
+            properties: self.properties.clone(),
         }
     }
 }
@@ -221,6 +251,7 @@ impl PartialEq for Message {
             && self.retained == other.retained
             && self.dup == other.dup
             && self.msgid == other.msgid
+            && self.properties == other.properties
     }
 }
 
@@ -240,6 +271,7 @@ impl fmt::Debug for Message {
             .field("retained", &self.retained)
             .field("dup", &self.dup)
             .field("msgid", &self.msgid)
+            .field("properties", &self.properties)
             .finish()
     }
 }

@@ -63,6 +63,10 @@ pub enum MqttVersion {
     V3_1,
     /// `MQTTVERSION_3_1_1`.
     V3_1_1,
+    /// `MQTTVERSION_5`. A client created with it
+    /// ([`CreateOptions::mqtt_version`]) uses the `*5` methods
+    /// ([`Client::connect5`](crate::Client::connect5), ...).
+    V5,
 }
 
 impl MqttVersion {
@@ -71,6 +75,7 @@ impl MqttVersion {
             MqttVersion::Default => ffi::MQTTVERSION_DEFAULT,
             MqttVersion::V3_1 => ffi::MQTTVERSION_3_1,
             MqttVersion::V3_1_1 => ffi::MQTTVERSION_3_1_1,
+            MqttVersion::V5 => ffi::MQTTVERSION_5,
         }
     }
 
@@ -78,6 +83,7 @@ impl MqttVersion {
         match v {
             ffi::MQTTVERSION_3_1 => MqttVersion::V3_1,
             ffi::MQTTVERSION_3_1_1 => MqttVersion::V3_1_1,
+            ffi::MQTTVERSION_5 => MqttVersion::V5,
             _ => MqttVersion::Default,
         }
     }
@@ -327,6 +333,11 @@ impl ConnectOptions {
     pub fn ssl(mut self, ssl: crate::ssl::SslOptions) -> Self {
         self.ssl = Some(ssl);
         self
+    }
+
+    /// Whether a will is set.
+    pub(crate) fn has_will(&self) -> bool {
+        self.will.is_some()
     }
 
     /// The server URIs given (`server_uris`; empty: the create URI).

@@ -23,13 +23,18 @@ use crate::client::Inner;
 use crate::context::{lock, Context};
 use crate::error::Error;
 use crate::options::ConnectOptions;
+use crate::properties::Properties;
 use crate::signal::Signal;
+
+/// The connect and will properties of an MQTT 5 connect, for reconnecting.
+type Properties5 = Arc<(Properties, Properties)>;
 
 #[derive(Default)]
 struct State {
     /// The options of the last successful connect, when they ask for
-    /// automatic reconnect.
-    plan: Option<ConnectOptions>,
+    /// automatic reconnect, with the connect and will properties of an
+    /// MQTT 5 connect (`connect5`).
+    plan: Option<(ConnectOptions, Option<Properties5>)>,
     /// `disconnect()` or a drop: no more attempts until the next connect.
     stopped: bool,
     /// A reconnect thread is alive.
@@ -51,7 +56,24 @@ impl Reconnect {
         s.plan = options
             .reconnect_backoff()
             .is_some()
-            .then(|| options.clone());
+            .then(|| (options.clone(), None));
+        s.stopped = false;
+    }
+
+    /// An MQTT 5 connect succeeded (see [`Reconnect::connected`]).
+    pub(crate) fn connected5(
+        &self,
+        options: &ConnectOptions,
+        props: &Properties,
+        will: &Properties,
+    ) {
+        let mut s = lock(&self.state);
+        s.plan = options.reconnect_backoff().is_some().then(|| {
+            (
+                options.clone(),
+                Some(Arc::new((props.clone(), will.clone()))),
+            )
+        });
         s.stopped = false;
     }
 
@@ -82,7 +104,7 @@ impl Reconnect {
         let spawned = std::thread::Builder::new()
             .name("paho-reconnect".into())
             .spawn(move || {
-                run(&ctx2, &owner, &options);
+                run(&ctx2, &owner, &options.0, options.1.as_deref());
                 lock(&ctx2.reconnect().state).running = false;
             });
         if let Err(e) = spawned {
@@ -109,7 +131,12 @@ impl Reconnect {
 }
 
 /// The reconnect loop (see the module docs).
-fn run(ctx: &Context, owner: &Weak<Inner>, options: &ConnectOptions) {
+fn run(
+    ctx: &Context,
+    owner: &Weak<Inner>,
+    options: &ConnectOptions,
+    v5: Option<&(Properties, Properties)>,
+) {
     let Some((min, max)) = options.reconnect_backoff() else {
         return;
     };
@@ -121,8 +148,12 @@ fn run(ctx: &Context, owner: &Weak<Inner>, options: &ConnectOptions) {
         }
         let Some(inner) = owner.upgrade() else { return };
         attempt += 1;
-        match inner.connect(options) {
-            Ok(_) => {
+        let result = match v5 {
+            Some((props, will)) => inner.connect5(options, props, will).map(|_| ()),
+            None => inner.connect(options).map(|_| ()),
+        };
+        match result {
+            Ok(()) => {
                 if ctx.reconnect().is_stopped() {
                     // disconnect() was called during the attempt.
                     let _ = inner.disconnect(Duration::ZERO);
@@ -134,7 +165,12 @@ fn run(ctx: &Context, owner: &Weak<Inner>, options: &ConnectOptions) {
                 return;
             }
             Err(Error::AlreadyConnected) => return,
-            Err(e @ (Error::ConnectionRefused(_) | Error::InvalidArgument(_))) => {
+            Err(
+                e @ (Error::ConnectionRefused(_)
+                | Error::ConnectionRefusedV5 { .. }
+                | Error::InvalidArgument(_)
+                | Error::InvalidProperty { .. }),
+            ) => {
                 log::error!(
                     "paho-mqtt-sync: client {:?} stops reconnecting: {e}",
                     ctx.client_id()

@@ -17,6 +17,10 @@ pub struct Config {
     pub temp_path: PathBuf,
     pub led_dir: PathBuf,
     pub keepalive: Duration,
+    /// `--mqtt5`: MQTT 5 with a session expiry interval and a will delay.
+    pub mqtt5: bool,
+    /// `--will-delay`: the will delay interval with `--mqtt5`.
+    pub will_delay: Duration,
     /// `--persistence-dir`: where QoS 1/2 messages in flight are kept
     /// (`DirStore`); none by default.
     pub persistence_dir: Option<PathBuf>,
@@ -59,6 +63,11 @@ OPTIONS:
     --led-path DIR       LED class directory with `trigger` and `brightness`
                          (default /sys/class/leds/sys-led)
     --keepalive SECS     MQTT keepalive, 0 turns it off (default 30)
+    --mqtt5              Speak MQTT 5 (default MQTT 3.1.1), with a session expiry
+                         interval (120 s) and a will delay interval: a connection
+                         that drops and comes back within the delay does not
+                         publish the will (no `Unexpected disconnection` flap)
+    --will-delay SECS    The will delay interval with --mqtt5 (default 10)
     --persistence-dir DIR
                          Keep QoS 1/2 messages in flight in DIR (an existing,
                          writable directory, e.g. on the data partition of a
@@ -105,6 +114,8 @@ pub fn parse(
     let mut temp_path = None;
     let mut led_dir = None;
     let mut keepalive = None;
+    let mut will_delay = None;
+    let mut mqtt5 = false;
     let mut persistence_dir = None;
     let mut verbose = 0u8;
 
@@ -120,13 +131,15 @@ pub fn parse(
         match name.as_str() {
             "-h" | "--help" => return Err(Stop::Help),
             "--verbose" => verbose = verbose.saturating_add(1),
+            "--mqtt5" => mqtt5 = true,
             // -v, -vv, -vvv...: each v counts; more than needed changes nothing.
             short if short.len() > 1 && short[1..].bytes().all(|b| b == b'v') => {
                 let n = u8::try_from(short.len() - 1).unwrap_or(u8::MAX);
                 verbose = verbose.saturating_add(n);
             }
             "--broker" | "--client-id" | "--username" | "--password" | "--topic-prefix"
-            | "--interval" | "--temp-path" | "--led-path" | "--keepalive" | "--persistence-dir" => {
+            | "--interval" | "--temp-path" | "--led-path" | "--keepalive" | "--persistence-dir"
+            | "--will-delay" => {
                 let value = match inline {
                     Some(v) => v,
                     None => args
@@ -148,6 +161,7 @@ pub fn parse(
                             "--password" => &mut password,
                             "--topic-prefix" => &mut prefix,
                             "--interval" => &mut interval,
+                            "--will-delay" => &mut will_delay,
                             _ => &mut keepalive,
                         };
                         *slot = Some(text);
@@ -183,6 +197,10 @@ pub fn parse(
     }
     let interval = seconds("--interval", interval, 30, 1, 86_400)?;
     let keepalive = seconds("--keepalive", keepalive, 30, 0, 65_535)?;
+    if will_delay.is_some() && !mqtt5 {
+        return Err(Stop::Usage("--will-delay needs --mqtt5".into()));
+    }
+    let will_delay = seconds("--will-delay", will_delay, 10, 0, 86_400)?;
     Ok(Config {
         broker,
         client_id,
@@ -193,6 +211,8 @@ pub fn parse(
         temp_path: temp_path.unwrap_or_else(|| "/sys/class/thermal/thermal_zone0/temp".into()),
         led_dir: led_dir.unwrap_or_else(|| "/sys/class/leds/sys-led".into()),
         keepalive,
+        mqtt5,
+        will_delay,
         persistence_dir,
         verbose,
     })

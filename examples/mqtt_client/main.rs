@@ -25,6 +25,12 @@
 //! handled in the message callback on the library's thread: they only write
 //! two small files.
 //!
+//! With `--mqtt5` it speaks MQTT 5 (`connect5`, `publish_message5`,
+//! `subscribe5`, `unsubscribe5`), asks for a session expiry interval and
+//! gives the will a delay interval: a connection that drops for a few
+//! seconds and is back within the delay leaves no `Unexpected disconnection`
+//! on the status topic.
+//!
 //! Linux only (sysfs).
 
 mod args;
@@ -39,8 +45,9 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use paho_mqtt_sync::{
-    Callbacks, Client, ConnectOptions, ConnectResponse, ConnectReturnCode, Error, Message,
-    Persistence, QoS, WillOptions,
+    Callbacks, Client, ConnectOptions, ConnectResponse, ConnectReturnCode, CreateOptions, Error,
+    Message, MqttVersion, Persistence, Properties, PropertyCode, QoS, ReasonCode, SubscribeOptions,
+    WillOptions,
 };
 
 use args::Config;
@@ -58,6 +65,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// With `--mqtt5`: how long the broker keeps the session after a loss.
+const SESSION_EXPIRY_SECS: u32 = 120;
 
 fn main() -> ExitCode {
     let cfg = match args::parse(std::env::args_os().skip(1), |name| std::env::var(name).ok()) {
@@ -120,7 +129,17 @@ fn run(cfg: &Config) -> u8 {
         None => Persistence::None,
         Some(dir) => Persistence::User(Box::new(paho_mqtt_sync::DirStore::new(dir))),
     };
-    let client = match Client::create(&cfg.broker, &cfg.client_id, persistence) {
+    let version = if cfg.mqtt5 {
+        MqttVersion::V5
+    } else {
+        MqttVersion::Default
+    };
+    let client = match Client::create_with_options(
+        &cfg.broker,
+        &cfg.client_id,
+        persistence,
+        &CreateOptions::new().mqtt_version(version),
+    ) {
         Ok(c) => c,
         Err(e) => {
             error!(
@@ -145,6 +164,21 @@ fn run(cfg: &Config) -> u8 {
                 "connection-lost callback (cause: {})",
                 cause.unwrap_or("not given")
             );
+            wake::notify();
+        })
+        // MQTT 5 only: the broker ended the connection with a DISCONNECT.
+        // Automatic reconnect follows, except after 0x8E (another client
+        // with this client id took the session over).
+        .on_disconnected(|reason, props| {
+            let why = props
+                .get_str(PropertyCode::ReasonString)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            if reason == ReasonCode::SESSION_TAKEN_OVER {
+                error!("the broker gave this client id's session to another client ({reason}{why}); not reconnecting");
+            } else {
+                warn!("the broker ended the connection ({reason}{why})");
+            }
             wake::notify();
         })
         .on_connected(move |response| {
@@ -183,10 +217,18 @@ fn run(cfg: &Config) -> u8 {
     if let Some(password) = &cfg.password {
         options = options.password(password);
     }
+    let v5 = match mqtt5_properties(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("cannot build the MQTT 5 properties: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let mut demo = Demo {
         cfg,
         client: &client,
         options,
+        v5,
         wakeup,
         topics,
         events,
@@ -195,6 +237,20 @@ fn run(cfg: &Config) -> u8 {
     };
     demo.main_loop()
     // `client` is dropped here: MQTTClient_destroy, the C demo's `destroy_exit`.
+}
+
+/// With `--mqtt5`: the CONNECT properties (session expiry interval) and the
+/// will's (will delay interval).
+fn mqtt5_properties(cfg: &Config) -> Result<Option<(Properties, Properties)>, Error> {
+    if !cfg.mqtt5 {
+        return Ok(None);
+    }
+    let mut connect = Properties::new();
+    connect.push_int(PropertyCode::SessionExpiryInterval, SESSION_EXPIRY_SECS)?;
+    let mut will = Properties::new();
+    let delay = u32::try_from(cfg.will_delay.as_secs()).unwrap_or(u32::MAX);
+    will.push_int(PropertyCode::WillDelayInterval, delay)?;
+    Ok(Some((connect, will)))
 }
 
 /// What the client's callbacks tell the main loop.
@@ -217,6 +273,8 @@ struct Demo<'a> {
     cfg: &'a Config,
     client: &'a Client,
     options: ConnectOptions,
+    /// `--mqtt5`: the connect and will properties.
+    v5: Option<(Properties, Properties)>,
     wakeup: Wakeup,
     topics: Topics,
     events: Arc<Mutex<Events>>,
@@ -321,9 +379,13 @@ impl Demo<'_> {
                 "connecting to {} as {:?} (attempt {attempt})",
                 self.cfg.broker, self.cfg.client_id
             );
-            let err = match self.client.connect(&self.options) {
+            let result = match &self.v5 {
+                Some((props, will)) => self.client.connect5(&self.options, props, will).map(|_| ()),
+                None => self.client.connect(&self.options).map(|_| ()),
+            };
+            let err = match result {
                 // on_connected has recorded the response for the main loop.
-                Ok(_) => return Connect::Connected,
+                Ok(()) => return Connect::Connected,
                 Err(e) => e,
             };
             match err {
@@ -336,7 +398,18 @@ impl Demo<'_> {
                     );
                     return Connect::Exit(EXIT_REFUSED);
                 }
+                Error::ConnectionRefusedV5 { reason, .. }
+                    if reason != ReasonCode::SERVER_UNAVAILABLE
+                        && reason != ReasonCode::SERVER_BUSY =>
+                {
+                    error!(
+                        "the broker {} refused the connection: {err}",
+                        self.cfg.broker
+                    );
+                    return Connect::Exit(EXIT_REFUSED);
+                }
                 Error::ConnectionRefused(_)
+                | Error::ConnectionRefusedV5 { .. }
                 | Error::Connect(_)
                 | Error::Library(_)
                 | Error::Disconnected
@@ -359,6 +432,9 @@ impl Demo<'_> {
 
     /// Subscribes to the LED topic; false if it should be tried again.
     fn subscribe(&self) -> bool {
+        if self.v5.is_some() {
+            return self.subscribe5();
+        }
         match self.client.subscribe(&self.topics.led, QoS::AtMostOnce) {
             Ok(_) => {
                 info!("subscribed to {}", self.topics.led);
@@ -378,10 +454,41 @@ impl Demo<'_> {
         }
     }
 
+    /// [`subscribe`](Self::subscribe) with MQTT 5: the refusal is a reason code.
+    fn subscribe5(&self) -> bool {
+        let none = Properties::new();
+        let led = &self.topics.led;
+        match self
+            .client
+            .subscribe5(led, QoS::AtMostOnce, &SubscribeOptions::new(), &none)
+        {
+            Ok(r) if r.reason_codes().iter().any(|c| c.is_error()) => {
+                error!(
+                    "the broker refused the subscription to {led} ({}): LED commands will not arrive",
+                    r.reason_codes()[0]
+                );
+                true
+            }
+            Ok(_) => {
+                info!("subscribed to {led}");
+                true
+            }
+            Err(e) => {
+                warn!("cannot subscribe to {led}: {e}; trying again later");
+                false
+            }
+        }
+    }
+
     /// Publishes a retained QoS 0 message, logging a failure.
     fn publish(&self, topic: &str, payload: &str) -> bool {
         let msg = Message::new(payload, QoS::AtMostOnce, true);
-        match self.client.publish_message(topic, &msg) {
+        let result = if self.v5.is_some() {
+            self.client.publish_message5(topic, &msg)
+        } else {
+            self.client.publish_message(topic, &msg)
+        };
+        match result {
             Ok(_) => {
                 debug!("published {payload:?} to {topic}");
                 true
@@ -416,7 +523,14 @@ impl Demo<'_> {
         info!("{}: shutting down", signal_name());
         if self.client.is_connected() {
             self.publish(&self.topics.will, "Offline");
-            if let Err(e) = self.client.unsubscribe(&self.topics.led) {
+            let unsubscribed = if self.v5.is_some() {
+                self.client
+                    .unsubscribe5(&self.topics.led, &Properties::new())
+                    .map(|_| ())
+            } else {
+                self.client.unsubscribe(&self.topics.led)
+            };
+            if let Err(e) = unsubscribed {
                 warn!("cannot unsubscribe from {}: {e}", self.topics.led);
             }
             match self.client.disconnect(DISCONNECT_TIMEOUT) {

@@ -1,8 +1,9 @@
 //! Benchmark client: this crate's safe API (`paho_mqtt_sync::Client`).
 //! See `bench::Args` for the command line; besides the common modes,
 //! `recvcb` and `latcb` receive through a message-arrived callback instead of
-//! `Client::receive`, and `reconnect` times disconnect-then-connect rounds of
-//! one client.
+//! `Client::receive`, `reconnect` times disconnect-then-connect rounds of
+//! one client, and `pub5` / `pub5u` publish with MQTT 5 (`publish5`; `pub5u`
+//! with a user property on every message).
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 use bench::{
     die, latency_report, ms, receive_report, rounds_report, throughput, Args, Payload, Report, Seen,
 };
-use paho_mqtt_sync::{Callbacks, Client, ConnectOptions, Persistence, QoS};
+use paho_mqtt_sync::{
+    Callbacks, Client, ConnectOptions, CreateOptions, MqttVersion, Persistence, Properties, QoS,
+};
 
 const NAME: &str = "sync_rs";
 /// A receiver gives up when no message came for this long.
@@ -93,6 +96,50 @@ fn publish(a: &Args) {
         .print();
 }
 
+/// MQTT 5: the publish loop of [`publish`] through `publish5`, with one user
+/// property (`k` = `v`) on every message when `user_property`.
+fn publish5(a: &Args, user_property: bool) {
+    let t0 = Instant::now();
+    let client = ok(
+        Client::create_with_options(
+            &a.uri(),
+            &a.client_id,
+            Persistence::None,
+            &CreateOptions::new().mqtt_version(MqttVersion::V5),
+        ),
+        "create",
+    );
+    let none = Properties::new();
+    ok(client.connect5(&options(true), &none, &none), "connect5");
+    let connect_ms = ms(t0, Instant::now());
+    let mut props = Properties::new();
+    if user_property {
+        ok(props.push_user_property("k", "v"), "user property");
+    }
+    let q = qos(a.qos);
+    let mut payload = Payload::new(&a.run, a.size);
+    let t0 = Instant::now();
+    for seq in 0..a.count {
+        let token = ok(
+            client.publish5(&a.topic, payload.fill(seq), q, false, &props),
+            "publish5",
+        );
+        if q != QoS::AtMostOnce {
+            ok(
+                client.wait_for_completion(token, WAIT),
+                "wait_for_completion",
+            );
+        }
+    }
+    let elapsed = t0.elapsed();
+    let disconnect_ms = close(client);
+    let mut r = Report::new(NAME, a);
+    throughput(&mut r, a.count, elapsed);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
 /// Counts the queued messages of a persistent session with `receive`.
 fn receive(a: &Args) {
     let mut seen = Seen::new(&a.run, a.count);
@@ -135,7 +182,7 @@ fn receive_callback(a: &Args) {
         Condvar::new(),
     ));
     let t0 = Instant::now();
-    let mut client = ok(
+    let client = ok(
         Client::create(&a.uri(), &a.client_id, Persistence::None),
         "create",
     );
@@ -234,7 +281,7 @@ fn latency_callback(a: &Args) {
         Condvar::new(),
     ));
     let t0 = Instant::now();
-    let mut client = ok(
+    let client = ok(
         Client::create(&a.uri(), &a.client_id, Persistence::None),
         "create",
     );
@@ -321,6 +368,8 @@ fn main() {
     let a = Args::parse(NAME);
     match a.mode.as_str() {
         "pub" => publish(&a),
+        "pub5" => publish5(&a, false),
+        "pub5u" => publish5(&a, true),
         "recv" => receive(&a),
         "recvcb" => receive_callback(&a),
         "lat" => latency(&a),
