@@ -162,7 +162,6 @@ echo "broker: mosquitto on 127.0.0.1:$port"
 
 rows=()
 timings=()
-harness_crashes=()
 for target in "${targets[@]}"; do
     t0=$(date +%s)
     board_target "$target"
@@ -181,24 +180,7 @@ for target in "${targets[@]}"; do
         cargo nextest run --test demo --no-fail-fast -E "$demo_filter" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
-    if [ "$rc" != 0 ]; then
-        # The test process on the PC (not the board binary) sometimes dies of
-        # a SIGSEGV in its own Paho C thread (MQTTClient_run -> ListRemove of
-        # the message queue while a test client is dropped: a crate bug of
-        # the PC side, seen in plain `cargo nextest run --test demo` too).
-        # Such tests, and only those, get up to two more tries, said loudly.
-        failed=$(sed -n 's/^ *\(FAIL\|SIGSEGV\|SIGABRT\|SIGBUS\|TIMEOUT\) \[.*\] .*demo \([a-z0-9_]*\)$/\1 \2/p' "$log" | sort -u)
-        if [ -z "$failed" ] || grep -qv '^SIGSEGV ' <<<"$failed"; then
-            die "the demo tests failed against the $target binary (exit $rc)"
-        fi
-        again=$(awk '{ printf "%stest(=%s)", (NR > 1 ? " | " : ""), $2 }' <<<"$failed")
-        echo "!! the test process on the PC crashed (SIGSEGV) in: $(awk '{print $2}' <<<"$failed" | tr '\n' ' ')"
-        echo "!! (a known crash of the PC-side client, not of the board binary); running those again, up to 3 tries"
-        PAHO_MQTT_SYNC_DEMO_BIN=$bin PAHO_MQTT_SYNC_DEMO_RUNNER=$BOARD_RUNNER \
-            cargo nextest run --test demo --no-fail-fast --retries 2 -E "$again" 2>&1 | tee -a "$log" ||
-            die "the demo tests failed against the $target binary, also when run again"
-        harness_crashes+=("$target: $(awk '{print $2}' <<<"$failed" | tr '\n' ' ')")
-    fi
+    [ "$rc" = 0 ] || die "the demo tests failed against the $target binary (exit $rc)"
     for t in "${required_demo_tests[@]}"; do
         grep -Eq "PASS \[.*\] .*demo $t\$" "$log" || die "demo test $t did not run and pass for $target"
     done
@@ -274,11 +256,6 @@ echo "| Build (\`scripts/build-board.sh ...\`) | Stripped size | Peak RSS of the
 echo "|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 [ -z "$ssl_row" ] || echo "$ssl_row"
-if [ ${#harness_crashes[@]} -gt 0 ]; then
-    echo
-    echo "!! passed on a later try after the PC-side test process crashed (SIGSEGV; not the board binary):"
-    printf '!!   %s\n' "${harness_crashes[@]}"
-fi
 echo
 echo "timings:"
 printf '  %s\n' "${timings[@]}"
