@@ -786,14 +786,12 @@ on this harness's programs (Paho C 1.3.16); the numbers above are what counts.
   the last connected client stops that thread in `MQTTClient_stop`, which sleeps in
   100 ms steps until it has exited. The C callback-mode program pays both on every run;
   the plain synchronous C program starts no thread and pays neither. This crate always
-  runs in callback mode, but keeps one *anchor* client connected for the life of the
-  process (`src/anchor.rs`), so the library's thread never stops: disconnect and drop
-  do not sleep, and only the first connect of a process starts the thread and pays the
-  100 ms (every benchmark process connects once, so the table shows that first
-  connect; later connects take about 1 ms). After messages were received, disconnect
-  and drop first make sure the callback thread is past the library's post-callback
-  bookkeeping, by sending the anchor a message and waiting for its callback (tens of
-  microseconds; `src/context.rs`). `paho-mqtt`'s disconnect and drop go through the async
+  runs in callback mode, but links its own build of Paho C with fixes 010, 011 and 014
+  (`paho-mqtt-c/fixes/`): the thread is started and stopped without sleeping, a new
+  connection is polled at once, and disconnect waits on a condition variable, so
+  connect, disconnect and drop take well under a millisecond (the reconnect table).
+  Fix 013 makes disconnect and destroy wait for a message callback that is running,
+  so the crate itself no longer waits after messages were received. `paho-mqtt`'s disconnect and drop go through the async
   library's `MQTTAsync_stop`, which sleeps in 100 ms steps until its send and receive
   threads have stopped (up to about 1 s).
 - **QoS 1/2, one message in flight.** Every Paho C client (C callback mode, this crate,
