@@ -170,6 +170,11 @@ pub(crate) struct Slots {
     disconnected: Mutex<Option<DisconnectedFn>>,
     /// Mirrors `message_arrived.is_some()` for cheap checks.
     has_message_callback: AtomicBool,
+    /// Mirrors `connection_lost.is_some()`: the connection-lost trampoline
+    /// must not wait for that slot's lock (a closure still running from an
+    /// earlier loss holds it, while the library holds its mutex and waits
+    /// for the trampoline).
+    has_connection_lost: AtomicBool,
     /// `start_consuming` was called from inside the message callback, whose
     /// slot is locked: the trampoline clears the slot when the callback returns.
     drop_message_callback: AtomicBool,
@@ -179,7 +184,12 @@ impl Slots {
     /// Installs new callbacks. Must not run on the library's thread (the
     /// message slot may be locked by the running callback).
     pub(crate) fn set(&self, cb: Callbacks) {
-        *lock(&self.connection_lost) = cb.connection_lost;
+        {
+            let mut cl = lock(&self.connection_lost);
+            self.has_connection_lost
+                .store(cb.connection_lost.is_some(), SeqCst);
+            *cl = cb.connection_lost;
+        }
         *lock(&self.delivery_complete) = cb.delivery_complete;
         *lock(&self.connected) = cb.connected;
         *lock(&self.reconnect_stopped) = cb.reconnect_stopped;
@@ -188,6 +198,9 @@ impl Slots {
         let mut ma = lock(&self.message_arrived);
         self.has_message_callback
             .store(cb.message_arrived.is_some(), SeqCst);
+        // A removal asked for from a callback that was not the message
+        // callback must not drop the new one.
+        self.drop_message_callback.store(false, SeqCst);
         *ma = cb.message_arrived;
     }
 
@@ -223,6 +236,8 @@ impl Slots {
 
     /// Runs the reconnect-stopped closure (panics caught and logged).
     pub(crate) fn run_reconnect_stopped(&self, error: &Error) {
+        // `set_callbacks` from inside would wait for this slot's lock.
+        let _inside = InsideGuard::set(Inside::Connected);
         if let Some(f) = lock(&self.reconnect_stopped).as_mut() {
             if catch_unwind(AssertUnwindSafe(|| f(error))).is_err() {
                 log::error!("paho-mqtt-sync: the reconnect-stopped callback panicked");
@@ -239,7 +254,8 @@ pub(crate) enum Inside {
     LibraryThread,
     /// A connection-lost handler, on its own thread.
     ConnectionLost,
-    /// The connected callback (any thread but the library's).
+    /// The connected or reconnect-stopped callback (any thread but the
+    /// library's; `set_callbacks` is refused there).
     Connected,
 }
 
@@ -477,7 +493,7 @@ pub(crate) unsafe extern "C" fn connection_lost(context: *mut c_void, cause: *mu
         if let Some(owner) = owned.owner() {
             owned.reconnect().connection_lost(&owned, owner);
         }
-        if lock(&owned.slots().connection_lost).is_none() {
+        if !owned.slots().has_connection_lost.load(SeqCst) {
             return;
         }
         let run = move || {

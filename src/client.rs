@@ -60,6 +60,10 @@ pub(crate) struct Inner {
     /// subscribe and an unsubscribe of one client overlap, and the two could
     /// pick up each other's acknowledgement (both go through `m->pack`).
     pub(crate) commands: Mutex<()>,
+    /// Held from the already-connected check through the C connect, so that
+    /// two connects at once (the user's and the reconnect thread's, say)
+    /// cannot open two connections.
+    pub(crate) connecting: Mutex<()>,
     /// The URI given to `create` (empty for `from_raw`), for diagnosing
     /// failed connects.
     pub(crate) server_uri: String,
@@ -292,6 +296,7 @@ impl Client {
             handle,
             ctx,
             commands: Mutex::new(()),
+            connecting: Mutex::new(()),
             server_uri: server_uri.to_owned(),
             _store: store,
         });
@@ -728,6 +733,7 @@ impl Inner {
                 )));
             }
         }
+        let one_connect = lock(&self.connecting);
         // SAFETY: valid handle.
         if unsafe { ffi::MQTTClient_isConnected(self.handle) } != 0 {
             return Err(Error::AlreadyConnected);
@@ -779,6 +785,7 @@ impl Inner {
                 unsafe { ffi::MQTTClient_isConnected(handle) != 0 }
             });
         self.ctx().reconnect().connected(options);
+        drop(one_connect);
         self.ctx().slots().run_connected(&response);
         Ok(response)
     }

@@ -160,11 +160,16 @@ impl ClientPersistence for DirStore {
     fn keys(&mut self) -> PersistenceResult<Vec<String>> {
         let mut keys = Vec::new();
         for entry in fs::read_dir(self.dir()?)? {
-            let name = entry?.file_name();
+            let entry = entry?;
+            let name = entry.file_name();
             match name.to_str() {
-                Some(n) if !n.starts_with('.') => keys.push(n.to_owned()),
-                Some(_) => {}
-                None => log::warn!("paho-mqtt-sync: DirStore: ignoring the file {name:?}"),
+                Some(n) if n.starts_with('.') => {}
+                // Only files this store could have written: a stray
+                // directory or an odd name would make every restore fail.
+                Some(n) if entry.file_type()?.is_file() && self.path(n).is_ok() => {
+                    keys.push(n.to_owned())
+                }
+                _ => log::warn!("paho-mqtt-sync: DirStore: ignoring {name:?}"),
             }
         }
         Ok(keys)

@@ -133,21 +133,23 @@ struct Cell {
 }
 
 /// A user store together with the `MQTTClient_persistence` table the library
-/// keeps a pointer to. Both live on the heap at fixed addresses; drop it only
-/// after `MQTTClient_destroy` (or after a create that returned no handle).
+/// keeps a pointer to. Both are heap allocations owned through raw pointers
+/// (`Box::into_raw`), so moving a `UserStore` never invalidates the pointers
+/// C holds; drop it only after `MQTTClient_destroy` (or after a create that
+/// returned no handle).
 pub(crate) struct UserStore {
-    table: Box<ffi::MQTTClient_persistence>,
-    cell: Box<Cell>,
+    table: *mut ffi::MQTTClient_persistence,
+    cell: *mut Cell,
 }
 
 impl UserStore {
     pub(crate) fn new(store: Box<dyn ClientPersistence>) -> UserStore {
-        let cell = Box::new(Cell {
+        let cell = Box::into_raw(Box::new(Cell {
             store: Mutex::new(store),
             create_error: Mutex::new(None),
-        });
-        let table = Box::new(ffi::MQTTClient_persistence {
-            context: ptr::from_ref::<Cell>(&cell).cast_mut().cast(),
+        }));
+        let table = Box::into_raw(Box::new(ffi::MQTTClient_persistence {
+            context: cell.cast(),
             popen: Some(p_open),
             pclose: Some(p_close),
             pput: Some(p_put),
@@ -156,26 +158,36 @@ impl UserStore {
             pkeys: Some(p_keys),
             pclear: Some(p_clear),
             pcontainskey: Some(p_containskey),
-        });
+        }));
         UserStore { table, cell }
     }
 
     /// The `persistence_context` for `MQTTClient_createWithOptions` with
     /// `MQTTCLIENT_PERSISTENCE_USER`: the table, valid while `self` lives.
     pub(crate) fn context(&self) -> *mut c_void {
-        ptr::from_ref::<ffi::MQTTClient_persistence>(&self.table)
-            .cast_mut()
-            .cast()
+        self.table.cast()
     }
 
     /// The first error reported while the client was created, if any.
     pub(crate) fn create_error(&self) -> Option<String> {
-        lock(&self.cell.create_error).clone()
+        // SAFETY: `cell` is a live allocation owned by `self` (freed in Drop).
+        lock(&unsafe { &*self.cell }.create_error).clone()
     }
 }
 
-// SAFETY: the raw pointers in the table point into `cell`, which is owned by
-// the same value; the store in it is `Send`, and only used behind its mutex.
+impl Drop for UserStore {
+    fn drop(&mut self) {
+        // SAFETY: both pointers come from `Box::into_raw` in `new` and are
+        // freed once, here; the library no longer uses them (see the type).
+        unsafe {
+            drop(Box::from_raw(self.table));
+            drop(Box::from_raw(self.cell));
+        }
+    }
+}
+
+// SAFETY: the table points into `cell`, which `self` owns; the store in it is
+// `Send`, and only used behind its mutex.
 unsafe impl Send for UserStore {}
 // SAFETY: as above; `&UserStore` gives no access to the store but through
 // the mutex.
@@ -573,6 +585,12 @@ pub(crate) fn check_queue_entry(key: &str, data: &[u8]) -> std::result::Result<(
     if end > data.len() || (!v5 && end != data.len()) {
         return Err(format!("{} bytes, the fields need {end}", data.len()));
     }
+    // The library copies the topic up to its NUL but hands on the stored
+    // length, and the message callback reads that many bytes.
+    let topic_len = int_at(topic_at + nul + 1).ok_or("no topic length")?;
+    if usize::try_from(topic_len).map_or(true, |n| n > nul) {
+        return Err(format!("topic length {topic_len} for a {nul}-byte topic"));
+    }
     Ok(())
 }
 
@@ -586,13 +604,17 @@ const REJECTED: [u8; 2] = [0, 0];
 /// remaining-length bytes without looking at the buffer's length, and
 /// `MQTTPacket_publish` reads the packet id without a bound. Only the keys
 /// of stored packets (`s-`, `sc-`, `r-` and their MQTT 5 forms) are
-/// checked; others (`q-` queue entries) are passed on as they are.
+/// checked; `q-` queue entries and `c-` (the library's own) are passed on as
+/// they are, and any other key is rejected: `MQTTPersistence_restorePackets`
+/// parses every key but `c-` and `q-` as a packet, so a stray entry would be
+/// read as one.
 pub(crate) fn check_entry(key: &str, data: &[u8]) -> std::result::Result<(), String> {
     let stem = key.split('-').next().unwrap_or("");
     let expect = match stem {
         "s" | "s5" | "r" | "r5" => 3, // PUBLISH
         "sc" | "sc5" => 6,            // PUBREL
-        _ => return Ok(()),
+        "q" | "q5" | "c" | "c5" => return Ok(()),
+        _ => return Err(format!("{key:?} is not an entry the library writes")),
     };
     let Some(&first) = data.first() else {
         return Err("empty".into());
@@ -703,5 +725,20 @@ mod tests {
         longer.push(0);
         assert!(check_queue_entry("q-1", &longer).is_err());
         assert_eq!(check_queue_entry("q5-1", &longer), Ok(()));
+        // A stored topic length beyond the topic's NUL would be read past.
+        let mut long_topic = good.clone();
+        let at = long_topic.len() - 4;
+        long_topic[at..].copy_from_slice(&int(4));
+        assert!(check_queue_entry("q-1", &long_topic).is_err());
+        long_topic[at..].copy_from_slice(&int(-1));
+        assert!(check_queue_entry("q-1", &long_topic).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        use super::check_entry;
+        assert!(check_entry("notes", b"x").is_err());
+        assert!(check_entry("x-1", b"x").is_err());
+        assert_eq!(check_entry("c5-1", b"anything"), Ok(()));
     }
 }

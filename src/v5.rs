@@ -728,6 +728,8 @@ impl Inner {
             }
         }
         let handle = inner.handle;
+        // One connect at a time (see `Inner::connecting`).
+        let one_connect = crate::context::lock(&inner.connecting);
         // SAFETY: valid handle.
         if unsafe { ffi::MQTTClient_isConnected(handle) } != 0 {
             return Err(Error::AlreadyConnected);
@@ -819,6 +821,7 @@ impl Inner {
         });
         ctx.reconnect()
             .connected5(options, connect_properties, will_properties);
+        drop(one_connect);
         ctx.slots().run_connected(&response.response);
         Ok(response)
     }
