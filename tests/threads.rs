@@ -396,8 +396,14 @@ fn disconnect_while_other_threads_publish() -> anyhow::Result<()> {
                             if ok == 20 {
                                 started.fetch_add(1, SeqCst);
                             }
+                            // A message the disconnect did not wait for is
+                            // reported lost with the clean session.
                             match c.wait_for_completion(tok, Duration::from_secs(5)) {
-                                Ok(()) | Err(Error::Disconnected) => {}
+                                Ok(())
+                                | Err(Error::Disconnected)
+                                | Err(Error::Unacknowledged {
+                                    will_resend: false, ..
+                                }) => {}
                                 Err(e) => panic!("wait_for_completion: {e:?}"),
                             }
                         }
@@ -418,7 +424,15 @@ fn disconnect_while_other_threads_publish() -> anyhow::Result<()> {
         .collect();
     // Disconnect once every thread is publishing.
     assert!(common::wait_until(WAIT, || started.load(SeqCst) == 4));
-    c.disconnect(Duration::from_secs(2))?;
+    // Ok, or the QoS 1 messages still unacknowledged after 2 s (a slow
+    // machine), lost with the clean session.
+    match c.disconnect(Duration::from_secs(2)) {
+        Ok(())
+        | Err(Error::Unacknowledged {
+            will_resend: false, ..
+        }) => {}
+        Err(e) => return Err(e.into()),
+    }
     assert!(!c.is_connected());
     // Until every thread has had a publish refused (a thread may still sit
     // in wait_for_completion, up to 5 s; a fixed sleep here assumed less);
