@@ -281,7 +281,14 @@ EOF
     if [ -n "$BOARD_BUILD_STD" ]; then
         export RUSTUP_TOOLCHAIN=$BOARD_NIGHTLY
         export CARGO_UNSTABLE_BUILD_STD=std,panic_abort
-        export "CARGO_TARGET_${BOARD_VAR_UC}_RUSTFLAGS=-C link-self-contained=no"
+        # A set RUSTFLAGS, even an empty one (scripts/test.sh exports it),
+        # makes Cargo ignore the per-target variable: add the flag there.
+        if [ -n "${RUSTFLAGS:-}" ]; then
+            export RUSTFLAGS="$RUSTFLAGS -C link-self-contained=no"
+        else
+            unset RUSTFLAGS
+            export "CARGO_TARGET_${BOARD_VAR_UC}_RUSTFLAGS=-C link-self-contained=no"
+        fi
     fi
 }
 
