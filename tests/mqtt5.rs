@@ -657,6 +657,7 @@ fn server_disconnect_reaches_the_disconnected_callback() -> anyhow::Result<()> {
 }
 
 #[test]
+#[ignore = "BUG (Paho C 1.3.16, not fixed yet): destroy does not wait for the thread that runs the disconnected callback; crashed (SIGSEGV) once in the armv7 musl suite under qemu (README, C-library issues)"]
 fn drop_right_after_a_server_disconnect() -> anyhow::Result<()> {
     // The library calls the disconnected callback on a thread it starts and
     // does not wait for, so a client dropped right after a server DISCONNECT
