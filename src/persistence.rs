@@ -238,6 +238,9 @@ const ERR: c_int = ffi::MQTTCLIENT_PERSISTENCE_ERROR;
 /// `p` is null or the `context` of a table made by [`UserStore::new`] whose
 /// `UserStore` is still alive.
 unsafe fn cell<'a>(p: *mut c_void) -> Option<&'a Cell> {
+    // The store is user code and may take long (a DirStore syncs to disk):
+    // readers of received messages should not wait for it.
+    crate::queue::wake_deferred();
     // SAFETY: guaranteed by the caller.
     unsafe { p.cast::<Cell>().as_ref() }
 }
