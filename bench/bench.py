@@ -818,9 +818,8 @@ on this harness's programs (Paho C 1.3.16); the numbers above are what counts.
   does. `Client::receive` hands messages from the library's thread to the caller through
   a queue. Waking a sleeping caller costs a `futex` call and two context switches, more
   than the library spends reading a 64-byte message, and the caller, faster than the
-  library, used to sleep after every message (measured with `strace -c -f` on a 20,000
-  message QoS 1 run: about one `futex` wake and one wait per message, and 2.5 times the CPU
-  time of the C callback program). Fix 040 gives the library an idle callback: a sleeping
+  library, used to sleep after every message (`strace -c -f` showed about one `futex`
+  wake and one wait per message). Fix 040 gives the library an idle callback: a sleeping
   caller is now woken when the library's thread has nothing left to read, or when 64
   messages wait for it, so a backlog is handed over in batches (a few dozen `futex` calls
   per run) while a single message still goes over as soon as it is read. The queue then

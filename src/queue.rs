@@ -359,6 +359,12 @@ impl Receiver {
         }
     }
 
+    /// An iterator over the messages already queued, without waiting (as
+    /// `std::sync::mpsc::Receiver::try_iter`): drains a batch.
+    pub fn try_iter(&self) -> impl Iterator<Item = (String, Message)> + '_ {
+        std::iter::from_fn(move || self.try_recv().ok())
+    }
+
     /// An iterator that waits for each message and ends when the client is gone.
     pub fn iter(&self) -> impl Iterator<Item = (String, Message)> + '_ {
         std::iter::from_fn(move || self.recv().ok())
@@ -569,6 +575,10 @@ mod tests {
             rx.recv_timeout(Duration::from_millis(5)).unwrap_err(),
             RecvTimeoutError::Timeout
         );
+        q.push(item(7), "t", || false).unwrap();
+        q.push(item(8), "t", || false).unwrap();
+        let drained: Vec<String> = rx.try_iter().map(|(t, _)| t).collect();
+        assert_eq!(drained, ["t/7", "t/8"]);
         q.close();
         assert_eq!(rx.recv().unwrap_err(), RecvError);
         assert_eq!(rx.into_iter().count(), 0);
