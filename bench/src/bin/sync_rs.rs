@@ -43,9 +43,7 @@ fn persistence() -> Persistence {
         Err(_) => Persistence::None,
         Ok(v) => match v.split_once(':') {
             Some(("file", dir)) => Persistence::File(dir.into()),
-            Some(("dir", dir)) => {
-                Persistence::User(Box::new(paho_mqtt_sync::DirStore::new(dir)))
-            }
+            Some(("dir", dir)) => Persistence::User(Box::new(paho_mqtt_sync::DirStore::new(dir))),
             _ => die(&format!("bad BENCH_PERSISTENCE {v:?}")),
         },
     }
@@ -157,6 +155,38 @@ fn receive(a: &Args) {
             None => break,
         }
     }
+    let disconnect_ms = close(client);
+    let mut r = Report::new(NAME, a);
+    receive_report(&mut r, &seen, first, last);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
+/// Counts the queued messages of a persistent session through a `Receiver`
+/// (`start_consuming`) on another thread, as a consumer thread would.
+fn receive_receiver(a: &Args) {
+    let (client, connect_ms) = connect(a, false);
+    let rx = client.start_consuming();
+    let (run, count) = (a.run.clone(), a.count);
+    let consumer = std::thread::spawn(move || {
+        let mut seen = Seen::new(&run, count);
+        let (mut first, mut last) = (None, None);
+        while !seen.complete() {
+            match rx.recv_timeout(IDLE) {
+                Ok((_topic, msg)) => {
+                    let now = Instant::now();
+                    first.get_or_insert(now);
+                    if seen.record(msg.payload()) {
+                        last = Some(now);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        (seen, first, last)
+    });
+    let (seen, first, last) = consumer.join().expect("consumer thread");
     let disconnect_ms = close(client);
     let mut r = Report::new(NAME, a);
     receive_report(&mut r, &seen, first, last);
@@ -372,6 +402,7 @@ fn main() {
         "pub5u" => publish5(&a, true),
         "recv" => receive(&a),
         "recvcb" => receive_callback(&a),
+        "recvrx" => receive_receiver(&a),
         "lat" => latency(&a),
         "latcb" => latency_callback(&a),
         "reconnect" => reconnect(&a),
