@@ -43,7 +43,8 @@
 # armv7 musl) with panics that abort at once (BOARD_TINY_RUSTFLAGS below: no
 # panic message, no hook, so no formatting and backtrace code from std), and
 # the armv7 targets get Thumb-2 code, Rust and C alike (every ARMv7-A core
-# runs it, and it is smaller than ARM code). Nightly-only: the flags are
+# runs it, and it is smaller than ARM code), and nothing has unwind tables.
+# Nightly-only: the flags are
 # unstable and their spelling has changed before (README, "The small binary").
 #
 # Variables set by board_target:
@@ -77,8 +78,9 @@ BOARD_NIGHTLY=${BOARD_NIGHTLY:-nightly-2026-05-20}
 # as a -C option (older nightlies had a std feature for it,
 # -Zbuild-std-features=panic_immediate_abort, which this one refuses with a
 # pointer to -Cpanic=immediate-abort). -Zlocation-detail=none drops the
-# file/line/column data that only a panic message would show.
-BOARD_TINY_RUSTFLAGS=${BOARD_TINY_RUSTFLAGS:--Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none}
+# file/line/column data that only a panic message would show; nothing
+# unwinds, so no unwind tables either (for the C code: board_target).
+BOARD_TINY_RUSTFLAGS=${BOARD_TINY_RUSTFLAGS:--Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Cforce-unwind-tables=no}
 # Where ziglang and cargo-zigbuild are installed (a Python venv of its own).
 BOARD_TOOLS=${BOARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/paho-mqtt-sync/board-tools}
 
@@ -120,10 +122,11 @@ board_target() {
     BOARD_TINY_CFLAGS=''
     if [ -n "${BOARD_TINY:-}" ]; then
         BOARD_BUILD_STD=1
+        BOARD_TINY_CFLAGS='-fno-unwind-tables -fno-asynchronous-unwind-tables'
         # Thumb-2 code for the C that is compiled (Rust: board_env). Not in
         # BOARD_MCPU, which zig also builds its libc with at link time: musl's
         # syscall code uses r7, Thumb's frame pointer, and fails to compile.
-        case "$1" in armv7-*) BOARD_TINY_CFLAGS="-mcpu=$BOARD_MCPU+thumb_mode" ;; esac
+        case "$1" in armv7-*) BOARD_TINY_CFLAGS+=" -mcpu=$BOARD_MCPU+thumb_mode" ;; esac
     fi
     BOARD_VAR=${1//-/_}
     BOARD_VAR_UC=${BOARD_VAR^^}
