@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the side-by-side benchmark (see bench.py and ../BENCHMARKS.md).
-#   bench/run.sh            full run (7 rounds, ~15 min on 2 cores): writes BENCHMARKS.md, bench/chart.svg
+#   bench/run.sh            full run (7 rounds, ~15 min on 2 cores): writes BENCHMARKS.md, bench/chart.svg;
+#                           then the armv7 board binaries (../scripts/tiny-size.sh: zig, a
+#                           nightly toolchain; installed as root; --no-board-sizes leaves it out)
 #   bench/run.sh --smoke    100 messages per case, one round (CI); non-zero exit on any miscount
 #   bench/run.sh --help     more options (--runs, --only, --out)
 # Needs: cargo, gcc, binutils (strip), mosquitto, python3 (standard library

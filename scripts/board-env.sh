@@ -37,6 +37,16 @@
 #                           fails unless the binary is for the target's machine
 #                           and is static (musl) or needs at most GLIBC_2.17
 #
+# With BOARD_TINY=1 in the environment (scripts/build-board.sh --tiny), every
+# function above prepares the smallest build instead, for any board target:
+# the pinned nightly compiles std from source for it (-Zbuild-std, as for
+# armv7 musl) with panics that abort at once (BOARD_TINY_RUSTFLAGS below: no
+# panic message, no hook, so no formatting and backtrace code from std), and
+# the armv7 targets get Thumb-2 code, Rust and C alike (every ARMv7-A core
+# runs it, and it is smaller than ARM code), and nothing has unwind tables.
+# Nightly-only: the flags are
+# unstable and their spelling has changed before (README, "The small binary").
+#
 # Variables set by board_target:
 #   BOARD_TARGET   the Rust triple          BOARD_LIBC     musl | glibc
 #   BOARD_ZIG      zig's -target            BOARD_MCPU     zig's -mcpu ('' = its default)
@@ -45,6 +55,9 @@
 #   BOARD_RUNNER   how to start a binary on the PC ('' = directly)
 #   BOARD_BUILD_STD 1 if std is built from source (nightly)
 #   BOARD_GLIBC    the newest glibc symbol version allowed (glibc targets)
+#   BOARD_TINY_RUSTFLAGS  rustc flags of the tiny build (added to -Zbuild-std)
+#   BOARD_TINY_CFLAGS     C compiler flags of the tiny build (board_env puts
+#                  them in CFLAGS_<target> for the `cc` crate)
 
 BOARD_TARGETS=(
     armv7-unknown-linux-musleabihf
@@ -61,6 +74,13 @@ BOARD_ZIGBUILD_VERSION=${BOARD_ZIGBUILD_VERSION:-0.24.1}
 # 1.97.0-nightly e50aa6fba 2026-05-19), so that -Zbuild-std, unstable, does
 # not change under the build from one day to the next.
 BOARD_NIGHTLY=${BOARD_NIGHTLY:-nightly-2026-05-20}
+# The tiny build's panic strategy: the pinned nightly spells immediate abort
+# as a -C option (older nightlies had a std feature for it,
+# -Zbuild-std-features=panic_immediate_abort, which this one refuses with a
+# pointer to -Cpanic=immediate-abort). -Zlocation-detail=none drops the
+# file/line/column data that only a panic message would show; nothing
+# unwinds, so no unwind tables either (for the C code: board_target).
+BOARD_TINY_RUSTFLAGS=${BOARD_TINY_RUSTFLAGS:--Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Cforce-unwind-tables=no}
 # Where ziglang and cargo-zigbuild are installed (a Python venv of its own).
 BOARD_TOOLS=${BOARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/paho-mqtt-sync/board-tools}
 
@@ -99,6 +119,15 @@ board_target() {
     esac
     # What Rust assumes for armv7 (and cargo-zigbuild passes): ARMv7-A, VFPv3-D16, Thumb-2.
     case "$1" in armv7-*) BOARD_MCPU=generic+v7a+vfp3-d32+thumb2-neon ;; esac
+    BOARD_TINY_CFLAGS=''
+    if [ -n "${BOARD_TINY:-}" ]; then
+        BOARD_BUILD_STD=1
+        BOARD_TINY_CFLAGS='-fno-unwind-tables -fno-asynchronous-unwind-tables'
+        # Thumb-2 code for the C that is compiled (Rust: board_env). Not in
+        # BOARD_MCPU, which zig also builds its libc with at link time: musl's
+        # syscall code uses r7, Thumb's frame pointer, and fails to compile.
+        case "$1" in armv7-*) BOARD_TINY_CFLAGS+=" -mcpu=$BOARD_MCPU+thumb_mode" ;; esac
+    fi
     BOARD_VAR=${1//-/_}
     BOARD_VAR_UC=${BOARD_VAR^^}
     if [ "${1%%-*}" = "$(uname -m)" ]; then
@@ -262,7 +291,7 @@ board_env() {
     board_target "$1" || exit 2
     local dir
     dir=$(cargo metadata --format-version 1 --no-deps | python3 -c \
-        'import json,sys; print(json.load(sys.stdin)["target_directory"])')/board-tools/$BOARD_TARGET
+        'import json,sys; print(json.load(sys.stdin)["target_directory"])')/board-tools/$BOARD_TARGET${BOARD_TINY:+-tiny}
     mkdir -p "$dir"
     local mcpu=''
     [ -z "$BOARD_MCPU" ] || mcpu="-mcpu=$BOARD_MCPU"
@@ -281,13 +310,23 @@ EOF
     if [ -n "$BOARD_BUILD_STD" ]; then
         export RUSTUP_TOOLCHAIN=$BOARD_NIGHTLY
         export CARGO_UNSTABLE_BUILD_STD=std,panic_abort
+        local flags=''
+        [ "$BOARD_LIBC" != musl ] || flags='-C link-self-contained=no'
+        if [ -n "${BOARD_TINY:-}" ]; then
+            flags="${flags:+$flags }$BOARD_TINY_RUSTFLAGS"
+            case "$BOARD_TARGET" in armv7-*) flags="$flags -C target-feature=+thumb-mode" ;; esac
+            if [ -n "$BOARD_TINY_CFLAGS" ]; then
+                local cflags_var=CFLAGS_$BOARD_VAR
+                export "$cflags_var=${!cflags_var:+${!cflags_var} }$BOARD_TINY_CFLAGS"
+            fi
+        fi
         # A set RUSTFLAGS, even an empty one (scripts/test.sh exports it),
-        # makes Cargo ignore the per-target variable: add the flag there.
+        # makes Cargo ignore the per-target variable: add the flags there.
         if [ -n "${RUSTFLAGS:-}" ]; then
-            export RUSTFLAGS="$RUSTFLAGS -C link-self-contained=no"
+            export RUSTFLAGS="$RUSTFLAGS $flags"
         else
             unset RUSTFLAGS
-            export "CARGO_TARGET_${BOARD_VAR_UC}_RUSTFLAGS=-C link-self-contained=no"
+            export "CARGO_TARGET_${BOARD_VAR_UC}_RUSTFLAGS=$flags"
         fi
     fi
 }

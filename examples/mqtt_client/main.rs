@@ -85,11 +85,18 @@ fn main() -> ExitCode {
     // A panic is a bug. Abort, whatever the build profile: the broker then
     // publishes the will. Unwinding would drop the client, whose DISCONNECT
     // makes the broker discard the will and keep `Online` for a dead process.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        std::process::abort();
-    }));
+    // Only an unwinding build needs the hook: with `panic = "abort"` (the
+    // shipping profiles) std aborts after its default hook anyway, and the
+    // tiny build's immediate-abort panics never run a hook, so leaving it out
+    // there keeps std's backtrace printer out of the binary.
+    #[cfg(panic = "unwind")]
+    {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default_hook(info);
+            std::process::abort();
+        }));
+    }
     ExitCode::from(run(&cfg))
 }
 
