@@ -843,28 +843,25 @@ on this harness's programs (Paho C 1.3.16); the numbers above are what counts.
   The plain synchronous C program is capped near 10 msg/s because
   `MQTTClient_waitForCompletion` polls with `MQTTClient_yield`, which runs for 100 ms.
 - **QoS 1/2 with a window** (`pub_q1_w10` … `pub_q2_w100`). A window takes the wait out of
-  the publishing thread, so what is left is the cost of each acknowledgement, and there
-  the Paho C read path decides. The library's thread reads one packet per turn of its
-  loop: a `poll` of the write set and a `poll` of the read set, one `recvfrom` for the
-  fixed header byte, one for the remaining length, one for the rest, and one on its
-  wake-up socket pair (`strace -c -f`: 4 `recvfrom` and 2 `poll` per PUBACK for this
-  crate, whose fix 010 drops one `recvfrom` that returns `EAGAIN`; 5 and 2 for the C
-  callback program and `paho-mqtt`; twice that at QoS 2, with the PUBREC, and a second
-  `writev` for the PUBREL). Between the threads come `futex` calls, about 5 per message
-  for the C callback program, 6-7 for this crate and 12 for `paho-mqtt`: the callback
-  thread waits for the library mutex that the publishing thread holds during its
-  `writev` (the largest part in `perf record`), then wakes the publisher waiting for room.
-  `rumqttc` runs the whole exchange on one thread and reads every acknowledgement
-  that is waiting in one `recvfrom` (about one `recvfrom` and one `epoll_wait` per
-  10 messages with a window of 10, per 50-100 with a window of 100, no `futex`), and at
-  QoS 2 writes a PUBREL together with the next PUBLISH: `perf stat` shows it using well
-  under the CPU time per message of any of the Paho clients, which on two cores shared
-  with the broker is what the throughput follows. This crate and the C callback program
-  make the same socket calls per message (this crate one `recvfrom` fewer), so which of
-  them leads changes from run to run.
-  Leading `rumqttc` here would take a read-ahead buffer in Paho C's socket layer (many
-  packets per `recvfrom`, with the buffered ones served before the next `poll`), a
-  change to how the library reads every packet that is not in this crate's fixes.
+  the publishing thread, so what is left is the cost of each acknowledgement. Paho C 1.3.16
+  reads one packet per turn of its thread's loop: a `poll` of the write set and one of the
+  read set, one `recvfrom` for the fixed header byte, one for the remaining length, one for
+  the rest, and one on its wake-up socket pair (`strace -c -f`: 5 `recvfrom` and 2 `poll`
+  per PUBACK for the C callback program and `paho-mqtt`; twice that at QoS 2, with the
+  PUBREC, and a second `writev` for the PUBREL). This crate's build reads ahead (fix 034):
+  one `recvfrom` takes every acknowledgement that has arrived and the thread serves them
+  before it polls again, so (under `strace`) `recvfrom` and `poll` come once per several
+  PUBACKs with a window of 10 and once per dozens with a window of 100, and `perf stat`
+  shows clearly less CPU time per message than the C callback program, most with a window of
+  100. What is left for every Paho client is the hand-over between two threads, 5-7 `futex`
+  calls per message (12 for `paho-mqtt`): the library's thread waits for the library mutex
+  that the publishing thread holds during its `writev`, then wakes the publisher waiting for
+  room. `rumqttc` runs the whole exchange on one thread, reads every waiting acknowledgement
+  in one `recvfrom` (no `futex` at all) and at QoS 2 writes a PUBREL together with the next
+  PUBLISH. With the read-ahead this crate's CPU time per message is close to `rumqttc`'s, so
+  on two cores shared with the broker (and, on a loaded machine, with other work) the order
+  of the two at QoS 1 changes from run to run, most of all with a window of 100; at QoS 2
+  the C callback program and `paho-mqtt`, without the read-ahead, stay behind this crate.
 - **QoS 0 publish** is dominated by the kernel's TCP send path (about 80 % of the
   publisher's CPU time); the binding's own code (`Client::publish`, topic check, stack
   copy of the topic) is about 2-3 %. The wide ranges of the callback-mode clients (C
