@@ -858,10 +858,14 @@ on this harness's programs (Paho C 1.3.16); the numbers above are what counts.
   that the publishing thread holds during its `writev`, then wakes the publisher waiting for
   room. `rumqttc` runs the whole exchange on one thread, reads every waiting acknowledgement
   in one `recvfrom` (no `futex` at all) and at QoS 2 writes a PUBREL together with the next
-  PUBLISH. With the read-ahead this crate's CPU time per message is close to `rumqttc`'s, so
-  on two cores shared with the broker (and, on a loaded machine, with other work) the order
-  of the two at QoS 1 changes from run to run, most of all with a window of 100; at QoS 2
-  the C callback program and `paho-mqtt`, without the read-ahead, stay behind this crate.
+  PUBLISH. With the read-ahead this crate's CPU time per message comes close to `rumqttc`'s,
+  and what decides QoS 1 on two cores shared with the broker is that hand-over: `rumqttc` is
+  ahead there in most runs, by a margin that varies widely on a loaded machine. At QoS 2,
+  where every message takes four packets, this crate is ahead of the C callback program and
+  `paho-mqtt` (neither reads ahead) and level with or ahead of `rumqttc`. Passing `rumqttc`
+  at QoS 1 would take the library's thread and the publishing thread not trading the library
+  mutex on every packet (Paho C holds it through the whole publish, `writev` included), a
+  change to its locking that is not in this crate's fixes.
 - **QoS 0 publish** is dominated by the kernel's TCP send path (about 80 % of the
   publisher's CPU time); the binding's own code (`Client::publish`, topic check, stack
   copy of the topic) is about 2-3 %. The wide ranges of the callback-mode clients (C
