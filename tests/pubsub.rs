@@ -569,6 +569,53 @@ fn two_hundred_qos1_round_trips_are_fast() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The acknowledgements of a whole window arrive in one write, with a
+/// message behind them. The bundled library reads them all with one `recv`
+/// (fix 034) and must hand on what it read ahead without waiting for its next
+/// poll, which nothing would wake (each would wait up to 100 ms for the
+/// background thread's poll timeout: about 2 s for these 20).
+#[test]
+fn a_window_of_acknowledgements_in_one_write_completes_at_once() -> anyhow::Result<()> {
+    use common::fake_broker::{pkt, FakeBroker, PUBACK, PUBLISH, SCRIPT_WAIT};
+    const N: u16 = 20;
+    let broker = FakeBroker::start(|l| {
+        let (mut c, _) = l.accept_client()?;
+        let mut bytes = Vec::new();
+        for _ in 0..N {
+            let id = c.expect(PUBLISH, SCRIPT_WAIT)?.packet_id()?;
+            bytes.extend(pkt::ack(PUBACK, id));
+        }
+        bytes.extend(pkt::publish("window/back", b"behind the acks", 0, 0));
+        c.write(&bytes)?;
+        c.wait_closed(SCRIPT_WAIT);
+        Ok(())
+    })?;
+    let opts = common::options()
+        .reliable(false)
+        .max_inflight_messages(u32::from(N));
+    let c = common::connect_with(&broker.uri(), "onewrite", &opts)?;
+    let mut tokens = Vec::new();
+    for i in 0..N {
+        tokens.push(c.publish("window/out", &i.to_be_bytes(), QoS::AtLeastOnce, false)?);
+    }
+    let t0 = Instant::now();
+    for t in tokens {
+        c.wait_for_completion(t, WAIT)?;
+    }
+    let (topic, msg) = c
+        .receive(WAIT)?
+        .ok_or_else(|| anyhow::anyhow!("no message behind the acknowledgements"))?;
+    let took = t0.elapsed();
+    assert_eq!(topic, "window/back");
+    assert_eq!(msg.payload(), b"behind the acks");
+    assert!(
+        took < Duration::from_millis(900),
+        "{N} acknowledgements and a message in one write took {took:?}"
+    );
+    c.disconnect(Duration::from_secs(1))?;
+    broker.finish(WAIT)
+}
+
 #[test]
 fn publishes_from_many_clients_with_file_persistence() -> anyhow::Result<()> {
     // Many clients in one process each with their own persistence directory.

@@ -4,8 +4,8 @@
  * waits on a condition variable signalled from deliveryComplete (one message
  * in flight); messages are counted in messageArrived.
  *
- * Modes: pub, recv, lat, reconnect (see bench/src/lib.rs), pub5 and pub5u (MQTT 5
- * publishMessage5, pub5u with a user property), plus the orchestrator's
+ * Modes: pub, pubw, recv, lat, reconnect (see bench/src/lib.rs), pub5 and pub5u
+ * (MQTT 5 publishMessage5, pub5u with a user property), plus the orchestrator's
  * helpers: prep (create a persistent session subscribed to TOPIC) and count
  * (the checker: drain a persistent session and count the messages of RUN).
  */
@@ -69,7 +69,9 @@ static void on_delivered(void *context, MQTTClient_deliveryToken token)
 	pthread_mutex_unlock(&g.lock);
 }
 
-static MQTTClient connect_client(const struct args *a, int clean, double *connect_ms)
+/* Connects; window > 0: reliable = 0 and maxInflightMessages = window (else the
+ * library's default, reliable: one message in flight). */
+static MQTTClient connect_client(const struct args *a, int clean, long window, double *connect_ms)
 {
 	MQTTClient c;
 	MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer;
@@ -93,6 +95,10 @@ static MQTTClient connect_client(const struct args *a, int clean, double *connec
 		die("setCallbacks", rc);
 	opts.keepAliveInterval = 30;
 	opts.cleansession = clean;
+	if (window > 0) {
+		opts.reliable = 0;
+		opts.maxInflightMessages = (int)window;
+	}
 	if ((rc = MQTTClient_connect(c, &opts)) != MQTTCLIENT_SUCCESS)
 		die("connect", rc);
 	*connect_ms = ms_between(t0, now_ns());
@@ -135,7 +141,7 @@ static int wait_for(long acks, long distinct)
 static void do_publish(const struct args *a)
 {
 	double connect_ms;
-	MQTTClient c = connect_client(a, 1, &connect_ms);
+	MQTTClient c = connect_client(a, 1, 0, &connect_ms);
 	struct payload p;
 	payload_init(&p, a->run, a->size);
 	MQTTClient_message msg = MQTTClient_message_initializer;
@@ -151,6 +157,77 @@ static void do_publish(const struct args *a)
 		if (a->qos > 0 && !wait_for(seq + 1, 0))
 			die("no acknowledgement", 0);
 	}
+	int64_t elapsed = now_ns() - t0;
+	double disconnect_ms = close_client(c);
+	report_begin(NAME, a);
+	report_throughput(a->count, elapsed);
+	report_end(connect_ms, disconnect_ms);
+}
+
+static long acks_so_far(void)
+{
+	pthread_mutex_lock(&g.lock);
+	long n = g.acks;
+	pthread_mutex_unlock(&g.lock);
+	return n;
+}
+
+/* The window from BENCH_WINDOW (mode pubw), or exit. */
+static long window_from_env(void)
+{
+	const char *v = getenv("BENCH_WINDOW");
+	char *end = NULL;
+	long n = v ? strtol(v, &end, 10) : 0;
+	if (v == NULL || *v == 0 || *end != 0 || n < 1 || n > 65535) {
+		fprintf(stderr, "error: pubw needs BENCH_WINDOW (1-65535)\n");
+		exit(1);
+	}
+	return n;
+}
+
+/* QoS 1/2 with up to BENCH_WINDOW messages unacknowledged: the library's
+ * window is set to the same size (maxInflightMessages), and the program keeps
+ * to it itself, waiting on the condition variable that deliveryComplete
+ * signals. It must: when the window is full, Paho C 1.3.16's
+ * MQTTClient_publishMessage does not return MQTTCLIENT_MAX_MESSAGES_INFLIGHT,
+ * it waits in MQTTClient_yield, which sleeps 100 ms in callback mode.
+ * deliveryComplete is called after the library has taken the message out of
+ * its window, so an acknowledged message always leaves room. The time runs
+ * until the last acknowledgement is in. */
+static void do_publish_window(const struct args *a)
+{
+	long window = window_from_env();
+	double connect_ms;
+	if (a->qos == 0) {
+		fprintf(stderr, "error: pubw is for QoS 1 and 2\n");
+		exit(1);
+	}
+	MQTTClient c = connect_client(a, 1, window, &connect_ms);
+	struct payload p;
+	payload_init(&p, a->run, a->size);
+	MQTTClient_message msg = MQTTClient_message_initializer;
+	msg.payloadlen = (int)p.len;
+	msg.qos = a->qos;
+	int64_t t0 = now_ns();
+	for (long seq = 0; seq < a->count; seq++) {
+		MQTTClient_deliveryToken token = 0;
+		/* Room for one more: at most window - 1 of seq published unacknowledged. */
+		if (seq >= window && !wait_for(seq - window + 1, 0))
+			die("no acknowledgement", 0);
+		msg.payload = payload_fill(&p, seq);
+		int rc;
+		while ((rc = MQTTClient_publishMessage(c, a->topic, &msg, &token)) ==
+		       MQTTCLIENT_MAX_MESSAGES_INFLIGHT) {
+			/* Not expected (see above); if a library returns it, wait for
+			 * the next acknowledgement and try again. */
+			if (!wait_for(acks_so_far() + 1, 0))
+				die("no acknowledgement", 0);
+		}
+		if (rc != MQTTCLIENT_SUCCESS)
+			die("publishMessage", rc);
+	}
+	if (!wait_for(a->count, 0))
+		die("no acknowledgement", 0);
 	int64_t elapsed = now_ns() - t0;
 	double disconnect_ms = close_client(c);
 	report_begin(NAME, a);
@@ -229,7 +306,7 @@ static void do_receive(const struct args *a)
 {
 	double connect_ms;
 	seen_init(&g.seen, a->run, a->count);
-	MQTTClient c = connect_client(a, 0, &connect_ms);
+	MQTTClient c = connect_client(a, 0, 0, &connect_ms);
 	wait_for(0, a->count);
 	if (strcmp(a->mode, "count") == 0) {
 		/* The checker drains its session until 200 ms pass without a message,
@@ -257,7 +334,7 @@ static void do_latency(const struct args *a)
 	payload_init(&p, a->run, a->size);
 	int64_t *samples = calloc((size_t)a->count + 1, sizeof *samples);
 	long n = 0;
-	MQTTClient c = connect_client(a, 1, &connect_ms);
+	MQTTClient c = connect_client(a, 1, 0, &connect_ms);
 	int rc = MQTTClient_subscribe(c, a->topic, 1);
 	if (rc != MQTTCLIENT_SUCCESS)
 		die("subscribe", rc);
@@ -286,7 +363,7 @@ static void do_prep(const struct args *a)
 {
 	double connect_ms;
 	seen_init(&g.seen, a->run, 0);
-	MQTTClient c = connect_client(a, 0, &connect_ms);
+	MQTTClient c = connect_client(a, 0, 0, &connect_ms);
 	int rc = MQTTClient_subscribe(c, a->topic, a->qos);
 	if (rc != MQTTCLIENT_SUCCESS)
 		die("subscribe", rc);
@@ -300,7 +377,7 @@ static void do_reconnect(const struct args *a)
 {
 	double connect_ms;
 	struct rounds r;
-	MQTTClient c = connect_client(a, 1, &connect_ms);
+	MQTTClient c = connect_client(a, 1, 0, &connect_ms);
 	reconnect_rounds(c, a->count, &r);
 	double disconnect_ms = close_client(c);
 	report_begin(NAME, a);
@@ -314,6 +391,8 @@ int main(int argc, char **argv)
 	parse_args(&a, argc, argv, NAME);
 	if (strcmp(a.mode, "pub") == 0)
 		do_publish(&a);
+	else if (strcmp(a.mode, "pubw") == 0)
+		do_publish_window(&a);
 	else if (strcmp(a.mode, "pub5") == 0 || strcmp(a.mode, "pub5u") == 0)
 		do_publish5(&a, strcmp(a.mode, "pub5u") == 0);
 	else if (strcmp(a.mode, "recv") == 0 || strcmp(a.mode, "count") == 0)

@@ -9,6 +9,9 @@
 //!
 //! * `pub`: publish COUNT messages of SIZE bytes to TOPIC, one in flight,
 //!   waiting for each acknowledgement at QoS 1/2;
+//! * `pubw`: the same at QoS 1/2 with up to `BENCH_WINDOW` (environment
+//!   variable, see [`window`]) messages unacknowledged at any time, until the
+//!   last acknowledgement is in (not `c_sync`);
 //! * `recv`: connect with a persistent session CLIENT_ID (prepared and filled
 //!   beforehand by the orchestrator) and count COUNT messages of run RUN;
 //! * `recvcb` (this crate only): the same through a message-arrived callback;
@@ -76,6 +79,16 @@ impl Args {
     /// `tcp://host:port`.
     pub fn uri(&self) -> String {
         format!("tcp://{}:{}", self.host, self.port)
+    }
+}
+
+/// The in-flight window of mode `pubw`: the environment variable
+/// `BENCH_WINDOW` (a number from 1 to 65535), or exit.
+pub fn window() -> usize {
+    let v = std::env::var("BENCH_WINDOW").unwrap_or_else(|_| die("pubw needs BENCH_WINDOW"));
+    match v.parse::<usize>() {
+        Ok(n) if (1..=65535).contains(&n) => n,
+        _ => die(&format!("bad BENCH_WINDOW {v:?}")),
     }
 }
 

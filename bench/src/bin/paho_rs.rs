@@ -1,10 +1,17 @@
 //! Benchmark client: the official `paho-mqtt` 0.14 crate's synchronous
 //! `Client` (Rust over the async Paho C library, `libpaho-mqtt3a`).
 //! See `bench::Args` for the command line.
+//!
+//! Mode `pubw` uses the `AsyncClient` that the synchronous `Client` wraps:
+//! `Client::publish` waits for each acknowledgement, so the synchronous API
+//! has no way to keep more than one message in flight.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bench::{die, latency_report, ms, receive_report, throughput, Args, Payload, Report, Seen};
+use bench::{
+    die, latency_report, ms, receive_report, throughput, window, Args, Payload, Report, Seen,
+};
 use paho_mqtt as mqtt;
 
 const NAME: &str = "paho_rs";
@@ -14,13 +21,16 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
     r.unwrap_or_else(|e| die(&format!("{what}: {e}")))
 }
 
-fn create(a: &Args) -> mqtt::Client {
-    let opts = mqtt::CreateOptionsBuilder::new()
+fn create_options(a: &Args) -> mqtt::CreateOptions {
+    mqtt::CreateOptionsBuilder::new()
         .server_uri(a.uri())
         .client_id(&a.client_id)
         .persistence(None)
-        .finalize();
-    ok(mqtt::Client::new(opts), "create")
+        .finalize()
+}
+
+fn create(a: &Args) -> mqtt::Client {
+    ok(mqtt::Client::new(create_options(a)), "create")
 }
 
 fn connect_opts(clean: bool) -> mqtt::ConnectOptions {
@@ -53,6 +63,51 @@ fn publish(a: &Args) {
     }
     let elapsed = t0.elapsed();
     let disconnect_ms = close(client);
+    let mut r = Report::new(NAME, a);
+    throughput(&mut r, a.count, elapsed);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
+/// QoS 1/2 with up to `BENCH_WINDOW` messages unacknowledged: the library's
+/// window (`max_inflight`) and as many delivery tokens kept; before a publish
+/// with the window full, waits for the oldest token. The time runs until every
+/// token is complete (the PUBACK / PUBCOMP is in).
+fn publish_window(a: &Args) {
+    let n = window();
+    if a.qos == 0 {
+        die("pubw is for QoS 1 and 2");
+    }
+    let t0 = Instant::now();
+    let client = ok(mqtt::AsyncClient::new(create_options(a)), "create");
+    let opts = mqtt::ConnectOptionsBuilder::new()
+        .keep_alive_interval(Duration::from_secs(30))
+        .clean_session(true)
+        .max_inflight(i32::try_from(n).unwrap_or_else(|_| die("bad window")))
+        .finalize();
+    ok(client.connect(opts).wait(), "connect");
+    let connect_ms = ms(t0, Instant::now());
+    let mut payload = Payload::new(&a.run, a.size);
+    let mut inflight: VecDeque<mqtt::DeliveryToken> = VecDeque::with_capacity(n);
+    let t0 = Instant::now();
+    for seq in 0..a.count {
+        if inflight.len() == n {
+            if let Some(token) = inflight.pop_front() {
+                ok(token.wait(), "publish");
+            }
+        }
+        let msg = mqtt::Message::new(a.topic.as_str(), payload.fill(seq), i32::from(a.qos));
+        inflight.push_back(client.publish(msg));
+    }
+    for token in inflight {
+        ok(token.wait(), "publish");
+    }
+    let elapsed = t0.elapsed();
+    let t1 = Instant::now();
+    ok(client.disconnect(None).wait(), "disconnect");
+    drop(client);
+    let disconnect_ms = ms(t1, Instant::now());
     let mut r = Report::new(NAME, a);
     throughput(&mut r, a.count, elapsed);
     r.num("connect_ms", connect_ms)
@@ -130,6 +185,7 @@ fn main() {
     let a = Args::parse(NAME);
     match a.mode.as_str() {
         "pub" => publish(&a),
+        "pubw" => publish_window(&a),
         "recv" => receive(&a),
         "lat" => latency(&a),
         m => die(&format!("unknown mode {m}")),

@@ -8,10 +8,16 @@
 //! publishes while the main thread drives the connection (the usual shape of
 //! a `rumqttc` program); the run ends when the event loop has written the last
 //! message to the socket.
+//!
+//! Mode `pubw` (QoS 1/2) sets the event loop's window (`set_inflight`) to
+//! `BENCH_WINDOW` and keeps at most that many messages unacknowledged itself,
+//! driving the connection on the same thread until the last acknowledgement.
 
 use std::time::{Duration, Instant};
 
-use bench::{die, latency_report, ms, receive_report, throughput, Args, Payload, Report, Seen};
+use bench::{
+    die, latency_report, ms, receive_report, throughput, window, Args, Payload, Report, Seen,
+};
 use rumqttc::{Client, Connection, Event, MqttOptions, Outgoing, Packet, QoS};
 
 const NAME: &str = "rumqttc_rs";
@@ -40,10 +46,18 @@ fn next(conn: &mut Connection) -> Event {
 
 /// Creates the client and drives the connection until CONNACK.
 fn connect(a: &Args, clean: bool) -> (Client, Connection, f64) {
+    connect_with(a, clean, None)
+}
+
+/// [`connect`], with the event loop's in-flight window set when `inflight`.
+fn connect_with(a: &Args, clean: bool, inflight: Option<u16>) -> (Client, Connection, f64) {
     let t0 = Instant::now();
     let mut opts = MqttOptions::new(a.client_id.clone(), a.host.clone(), a.port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_clean_session(clean);
+    if let Some(n) = inflight {
+        opts.set_inflight(n);
+    }
     // The default limit (10 KiB) is below the 16 KiB payload case.
     opts.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut conn) = Client::new(opts, 100);
@@ -110,6 +124,48 @@ fn publish(a: &Args) {
                     _ => {}
                 }
             }
+        }
+    }
+    let elapsed = t0.elapsed();
+    let disconnect_ms = close(client, conn);
+    let mut r = Report::new(NAME, a);
+    throughput(&mut r, a.count, elapsed);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
+/// QoS 1/2 with up to `BENCH_WINDOW` messages unacknowledged: publishes while
+/// the window has room, otherwise drives the connection, counting PUBACKs
+/// (QoS 1) or PUBCOMPs (QoS 2), until all are in.
+fn publish_window(a: &Args) {
+    let n = window();
+    let q = qos(a.qos);
+    if q == QoS::AtMostOnce {
+        die("pubw is for QoS 1 and 2");
+    }
+    // The request channel (capacity 100 in `connect_with`) never holds more
+    // than the window, so `publish` does not block.
+    let w = u16::try_from(n)
+        .ok()
+        .filter(|&w| w <= 100)
+        .unwrap_or_else(|| die("pubw: window above 100"));
+    let (client, mut conn, connect_ms) = connect_with(a, true, Some(w));
+    let mut payload = Payload::new(&a.run, a.size);
+    let (mut published, mut acked) = (0, 0);
+    let t0 = Instant::now();
+    while acked < a.count {
+        while published < a.count && published - acked < n {
+            ok(
+                client.publish(a.topic.as_str(), q, false, payload.fill(published)),
+                "publish",
+            );
+            published += 1;
+        }
+        match next(&mut conn) {
+            Event::Incoming(Packet::PubAck(_)) if q == QoS::AtLeastOnce => acked += 1,
+            Event::Incoming(Packet::PubComp(_)) if q == QoS::ExactlyOnce => acked += 1,
+            _ => {}
         }
     }
     let elapsed = t0.elapsed();
@@ -194,6 +250,7 @@ fn main() {
     let a = Args::parse(NAME);
     match a.mode.as_str() {
         "pub" => publish(&a),
+        "pubw" => publish_window(&a),
         "recv" => receive(&a),
         "lat" => latency(&a),
         m => die(&format!("unknown mode {m}")),

@@ -3,13 +3,15 @@
 //! `recvcb` and `latcb` receive through a message-arrived callback instead of
 //! `Client::receive`, `reconnect` times disconnect-then-connect rounds of
 //! one client, and `pub5` / `pub5u` publish with MQTT 5 (`publish5`; `pub5u`
-//! with a user property on every message).
+//! with a user property on every message). `pubw` publishes with a window of
+//! `BENCH_WINDOW` messages in flight.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bench::{
-    die, latency_report, ms, receive_report, rounds_report, throughput, Args, Payload, Report, Seen,
+    die, latency_report, ms, receive_report, rounds_report, throughput, window, Args, Payload,
+    Report, Seen,
 };
 use paho_mqtt_sync::{
     Callbacks, Client, ConnectOptions, CreateOptions, MqttVersion, Persistence, Properties, QoS,
@@ -51,12 +53,17 @@ fn persistence() -> Persistence {
 
 /// Creates and connects a client; returns it and the connect time.
 fn connect(a: &Args, clean: bool) -> (Client, f64) {
+    connect_with(a, &options(clean))
+}
+
+/// Creates a client and connects it with `opts`.
+fn connect_with(a: &Args, opts: &ConnectOptions) -> (Client, f64) {
     let t0 = Instant::now();
     let client = ok(
         Client::create(&a.uri(), &a.client_id, persistence()),
         "create",
     );
-    ok(client.connect(&options(clean)), "connect");
+    ok(client.connect(opts), "connect");
     (client, ms(t0, Instant::now()))
 }
 
@@ -84,6 +91,49 @@ fn publish(a: &Args) {
                 "wait_for_completion",
             );
         }
+    }
+    let elapsed = t0.elapsed();
+    let disconnect_ms = close(client);
+    let mut r = Report::new(NAME, a);
+    throughput(&mut r, a.count, elapsed);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
+/// QoS 1/2 with up to `BENCH_WINDOW` messages unacknowledged: the library's
+/// window (`max_inflight_messages`, `reliable(false)`); `publish` waits for
+/// room when it is full. The time runs until every message is acknowledged.
+fn publish_window(a: &Args) {
+    let n = window();
+    let q = qos(a.qos);
+    if q == QoS::AtMostOnce {
+        die("pubw is for QoS 1 and 2");
+    }
+    // The tokens are packet identifiers (1-65535), handed out in turn: all
+    // distinct below that many messages, so each names one message.
+    if a.count >= 65535 {
+        die("pubw: COUNT must be below 65535");
+    }
+    let opts = options(true)
+        .reliable(false)
+        .max_inflight_messages(u32::try_from(n).unwrap_or_else(|_| die("bad window")));
+    let (client, connect_ms) = connect_with(a, &opts);
+    let mut payload = Payload::new(&a.run, a.size);
+    let mut tokens = Vec::with_capacity(a.count);
+    let t0 = Instant::now();
+    for seq in 0..a.count {
+        tokens.push(ok(
+            client.publish(&a.topic, payload.fill(seq), q, false),
+            "publish",
+        ));
+    }
+    // All but the last few are complete: those return at once.
+    for token in tokens {
+        ok(
+            client.wait_for_completion(token, WAIT),
+            "wait_for_completion",
+        );
     }
     let elapsed = t0.elapsed();
     let disconnect_ms = close(client);
@@ -398,6 +448,7 @@ fn main() {
     let a = Args::parse(NAME);
     match a.mode.as_str() {
         "pub" => publish(&a),
+        "pubw" => publish_window(&a),
         "pub5" => publish5(&a, false),
         "pub5u" => publish5(&a, true),
         "recv" => receive(&a),
