@@ -387,7 +387,7 @@ unsafe fn deliver(
         let mut slot = lock(&ctx.slots().message_arrived);
         if let Some(f) = slot.as_mut() {
             // User code may take long: hand over what other clients' readers wait for.
-            crate::queue::wake_deferred();
+            crate::idle::wake_deferred();
             let handled = catch_unwind(AssertUnwindSafe(|| f(name, &msg)));
             if ctx.slots().drop_message_callback.swap(false, SeqCst) {
                 *slot = None;
@@ -446,7 +446,7 @@ pub(crate) unsafe extern "C" fn delivery_complete(
             return;
         }
         if let Some(f) = lock(&ctx.slots().delivery_complete).as_mut() {
-            crate::queue::wake_deferred();
+            crate::idle::wake_deferred();
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(DeliveryToken::from_id(token))))
             {
                 ctx.record_panic("delivery-complete", panic);
@@ -585,7 +585,7 @@ pub(crate) unsafe extern "C" fn published(
         }
         let mut slot = lock(&ctx.slots().published);
         if let Some(f) = slot.as_mut() {
-            crate::queue::wake_deferred();
+            crate::idle::wake_deferred();
             // SAFETY: the library passes the ack's list, valid for the call.
             let properties = unsafe { Properties::copy_from(properties) };
             let ack = PublishAck::new(DeliveryToken::from_id(token), kind, reason, properties);

@@ -697,7 +697,7 @@ impl Inner {
             call(ms)
         };
         // The library's thread may have stopped before it went idle.
-        crate::queue::wake_deferred();
+        crate::idle::wake_deferred();
         let will_resend = !ctx.is_clean_session();
         ctx.set_disconnected();
         check(rc)?;
@@ -875,7 +875,7 @@ impl Drop for Inner {
         unsafe { ffi::MQTTClient_destroy(&mut self.handle) };
         ctx.wait_idle();
         ctx.set_destroyed();
-        crate::queue::wake_deferred();
+        crate::idle::wake_deferred();
         // The library holds no reference to the context any more; a
         // connection-lost handler still running keeps its own.
     }

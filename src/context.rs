@@ -22,6 +22,7 @@ use crate::client::Inner;
 use crate::delivery::Deliveries;
 use crate::diagnose::TlsErrors;
 use crate::error::{Error, Result};
+use crate::idle::{Deferred, RoomWake};
 use crate::queue::MessageQueue;
 use crate::reconnect::Reconnect;
 use crate::run_thread::Exit;
@@ -58,6 +59,10 @@ pub(crate) struct Context {
     v5: AtomicBool,
     /// Mirrors `state.deliveries.has_room()` so QoS 0 publishes skip the lock.
     room: AtomicBool,
+    /// Publishers waiting for room in the in-flight window wait here (with
+    /// the state lock): an acknowledgement wakes them once a batch of places
+    /// is free or the library's thread goes idle (see [`crate::idle`]).
+    room_changed: Arc<RoomWake>,
     /// The command timeout in milliseconds, also the limit of a publish's
     /// wait for room in the in-flight window.
     command_timeout_ms: AtomicU64,
@@ -107,6 +112,7 @@ impl Context {
             refused: AtomicBool::new(false),
             v5: AtomicBool::new(false),
             room: AtomicBool::new(true),
+            room_changed: Arc::default(),
             command_timeout_ms: AtomicU64::new(DEFAULT_COMMAND_TIMEOUT.as_millis() as u64),
             queue: Arc::new(MessageQueue::new(receive_capacity)),
             slots: Slots::default(),
@@ -196,6 +202,7 @@ impl Context {
     fn state_updated(&self, s: MutexGuard<'_, State>) {
         drop(s);
         self.state_changed.notify_all();
+        self.room_changed.signal.notify_all();
     }
 
     /// The tokens of the QoS 1/2 publishes not acknowledged yet.
@@ -280,7 +287,7 @@ impl Context {
                 },
                 None => None,
             };
-            s = self.wait_state(s, wait);
+            s = self.room_changed.signal.wait(s, wait);
         }
         if tracked {
             s.deliveries.begin();
@@ -319,8 +326,31 @@ impl Context {
     pub(crate) fn complete(&self, token: i32) {
         let mut s = lock(&self.state);
         s.deliveries.complete(token);
-        self.room.store(s.deliveries.has_room(), SeqCst);
-        self.state_updated(s);
+        let room = s.deliveries.has_room();
+        self.room.store(room, SeqCst);
+        // A publisher waiting for room wakes for a batch of free places, or
+        // when no more acknowledgements are about to be read.
+        let wake_publishers = self.room_changed.signal.has_waiters()
+            && (s.deliveries.room_for_a_batch() || !self.defer_room_wake());
+        drop(s);
+        self.state_changed.notify_all();
+        if wake_publishers {
+            self.room_changed.signal.notify_all();
+        }
+    }
+
+    /// Leaves the wake-up of publishers waiting for room to the library's
+    /// idle callback; `false` if there is none (wake them now).
+    fn defer_room_wake(&self) -> bool {
+        let room = &self.room_changed;
+        if room.deferred.swap(true, SeqCst) {
+            return true; // registered already
+        }
+        if crate::idle::defer(Deferred::Room(room.clone())) {
+            return true;
+        }
+        room.deferred.store(false, SeqCst);
+        false
     }
 
     /// The connection ended (connection-lost callback, or `disconnect`).

@@ -26,6 +26,9 @@ impl DeliveryToken {
     }
 }
 
+/// See [`Deliveries::room_for_a_batch`].
+const ROOM_BATCH: usize = 16;
+
 /// Tokens in flight for one client. Lives inside the client's state mutex.
 #[derive(Debug)]
 pub(crate) struct Deliveries {
@@ -62,6 +65,14 @@ impl Deliveries {
     /// `MQTTClient_publish` does not go into its sleeping wait.
     pub(crate) fn has_room(&self) -> bool {
         self.pending.len() + self.publishing < self.limit
+    }
+
+    /// Whether enough of the window is free to wake a publisher waiting for
+    /// room at once rather than when the library's thread goes idle: half of
+    /// it, at most [`ROOM_BATCH`] places (one with a window of one).
+    pub(crate) fn room_for_a_batch(&self) -> bool {
+        let used = self.pending.len() + self.publishing;
+        self.limit.saturating_sub(used) >= (self.limit / 2).clamp(1, ROOM_BATCH)
     }
 
     /// A QoS 1/2 publish is about to call into C.
@@ -149,6 +160,29 @@ mod tests {
         assert!(d.is_pending(1) && !d.has_room());
         d.complete(1);
         assert!(!d.is_pending(1) && d.has_room() && d.is_empty());
+    }
+
+    #[test]
+    fn publishers_wake_for_a_batch_of_free_places() {
+        // (window, places that must be free)
+        for (limit, batch) in [(1, 1), (2, 1), (10, 5), (100, ROOM_BATCH)] {
+            let mut d = Deliveries::new();
+            d.set_limit(limit);
+            for t in 1..=limit as i32 {
+                d.begin();
+                d.end(Some(t));
+            }
+            for t in 1..=limit as i32 {
+                let free = t as usize - 1;
+                assert_eq!(
+                    d.room_for_a_batch(),
+                    free >= batch,
+                    "window {limit}, {free} free"
+                );
+                d.complete(t);
+            }
+            assert!(d.room_for_a_batch());
+        }
     }
 
     #[test]

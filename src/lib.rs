@@ -136,6 +136,7 @@ mod diagnose;
 mod dir_store;
 mod error;
 pub mod ffi;
+mod idle;
 mod library;
 mod message;
 mod options;

@@ -240,7 +240,7 @@ const ERR: c_int = ffi::MQTTCLIENT_PERSISTENCE_ERROR;
 unsafe fn cell<'a>(p: *mut c_void) -> Option<&'a Cell> {
     // The store is user code and may take long (a DirStore syncs to disk):
     // readers of received messages should not wait for it.
-    crate::queue::wake_deferred();
+    crate::idle::wake_deferred();
     // SAFETY: guaranteed by the caller.
     unsafe { p.cast::<Cell>().as_ref() }
 }

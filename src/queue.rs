@@ -26,11 +26,12 @@
 //! library every push wakes a sleeping reader.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::idle::Deferred;
 use crate::message::Message;
 use crate::signal::Signal;
 
@@ -44,7 +45,8 @@ struct State {
     /// Full and nobody made room in time: queue without waiting until the
     /// queue is down to half its capacity.
     overflowing: bool,
-    /// A reader sleeps and items came for it: the queue is in [`DEFERRED`].
+    /// A reader sleeps and items came for it: the queue waits in
+    /// [`crate::idle`] for the library's thread to go idle.
     wake_deferred: bool,
 }
 
@@ -123,7 +125,7 @@ impl MessageQueue {
                     if s.wake_deferred {
                         return Ok(());
                     }
-                    if defer_wake(self) {
+                    if crate::idle::defer(Deferred::Reader(self.clone())) {
                         s.wake_deferred = true;
                         return Ok(());
                     }
@@ -155,7 +157,7 @@ impl MessageQueue {
     }
 
     /// Wakes the readers whose wake-up was deferred.
-    fn wake_readers(&self) {
+    pub(crate) fn wake_readers(&self) {
         let mut s = lock(&self.state);
         if s.wake_deferred {
             s.wake_deferred = false;
@@ -241,79 +243,6 @@ impl MessageQueue {
         }
     }
 }
-
-/// Queues whose sleeping reader is to be woken when the library's thread goes
-/// idle (see the module docs).
-static DEFERRED: Mutex<Vec<Arc<MessageQueue>>> = Mutex::new(Vec::new());
-/// `DEFERRED` is not empty (read without its lock).
-static ANY_DEFERRED: AtomicBool = AtomicBool::new(false);
-
-/// Registers `queue` for a wake-up when the library's thread goes idle and
-/// arms the library's idle callback. `false`: not available (a system
-/// library), wake the reader now.
-fn defer_wake(queue: &Arc<MessageQueue>) -> bool {
-    if !idle_callback_installed() {
-        return false;
-    }
-    lock_deferred().push(queue.clone());
-    ANY_DEFERRED.store(true, SeqCst);
-    // SAFETY: sets a flag in the library; callable from any thread.
-    unsafe { MQTTClient_armIdleCallback() };
-    true
-}
-
-fn lock_deferred() -> MutexGuard<'static, Vec<Arc<MessageQueue>>> {
-    DEFERRED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Wakes every reader whose wake-up was deferred. Called by the idle callback,
-/// before the library's thread runs user code, and after calls that may stop
-/// that thread (disconnect, destroy).
-pub(crate) fn wake_deferred() {
-    if !ANY_DEFERRED.swap(false, SeqCst) {
-        return;
-    }
-    let queues = std::mem::take(&mut *lock_deferred());
-    for q in queues {
-        q.wake_readers();
-    }
-}
-
-/// Installs [`idle`] as the library's idle callback, once; whether the linked
-/// library has one (the bundled build's fix 040).
-fn idle_callback_installed() -> bool {
-    #[cfg(feature = "bundled")]
-    {
-        static INSTALL: std::sync::Once = std::sync::Once::new();
-        // SAFETY: `idle` is a plain function that never unwinds and never
-        // calls the library, as the callback must.
-        INSTALL.call_once(|| unsafe { MQTTClient_setIdleCallback(Some(idle)) });
-        true
-    }
-    #[cfg(not(feature = "bundled"))]
-    false
-}
-
-#[cfg(feature = "bundled")]
-/// The library's idle callback (`MQTTClient_idleCallback`): its thread has
-/// nothing left to read. Nothing in it panics (a poisoned lock is taken
-/// over); a panic would abort, as it cannot leave an `extern "C"` function.
-extern "C" fn idle() {
-    wake_deferred();
-}
-
-#[cfg(feature = "bundled")]
-extern "C" {
-    /// Exports of the bundled build's fix 040 (paho-mqtt-c/fixes/).
-    fn MQTTClient_setIdleCallback(callback: Option<extern "C" fn()>);
-    fn MQTTClient_armIdleCallback();
-}
-
-#[cfg(not(feature = "bundled"))]
-#[allow(non_snake_case)]
-unsafe fn MQTTClient_armIdleCallback() {}
 
 /// The receiving end of [`Client::start_consuming`](crate::Client::start_consuming):
 /// the messages that arrive for the client, in order, as `(topic, message)`.
@@ -538,10 +467,12 @@ mod tests {
             // Deferred: registered for the idle callback, not woken yet (only
             // this module's tests wake deferred readers in this process).
             assert!(lock(&q.state).wake_deferred);
-            assert!(lock_deferred().iter().any(|d| Arc::ptr_eq(d, &q)));
+            assert!(crate::idle::is_deferred(
+                |d| matches!(d, Deferred::Reader(r) if Arc::ptr_eq(r, &q))
+            ));
         }
         // What the library's idle callback does.
-        wake_deferred();
+        crate::idle::wake_deferred();
         assert_eq!(reader.join().unwrap(), vec![0, 1, 2]);
         assert!(!lock(&q.state).wake_deferred);
     }
