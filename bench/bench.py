@@ -906,10 +906,14 @@ on this harness's programs (Paho C 1.3.16); the numbers above are what counts.
   before it polls again, so (under `strace`) `recvfrom` and `poll` come once per several
   PUBACKs with a window of 10 and once per dozens with a window of 100, and `perf stat`
   shows clearly less CPU time per message than the C callback program, most with a window of
-  100. What is left for every Paho client is the hand-over between two threads, 5-7 `futex`
-  calls per message (12 for `paho-mqtt`): the library's thread waits for the library mutex
-  that the publishing thread holds during its `writev`, then wakes the publisher waiting for
-  room. `rumqttc` runs the whole exchange on one thread, reads every waiting acknowledgement
+  100. What is left for every Paho client is the hand-over between two threads: the
+  library's thread waits for the library mutex that the publishing thread holds during its
+  `writev`, then wakes the publisher waiting for room (5-7 `futex` calls per message for the
+  C callback program, 12 for `paho-mqtt`). This crate wakes a publisher waiting for room
+  only once half the window (at most 16 places) is free, or when the library's thread has
+  read every acknowledgement that arrived (fix 040's idle callback), which took it from
+  about 7 to about 3 `futex` calls per message with a window of 10 (`strace -c -f`); the
+  rest is the library mutex. `rumqttc` runs the whole exchange on one thread, reads every waiting acknowledgement
   in one `recvfrom` (no `futex` at all) and at QoS 2 writes a PUBREL together with the next
   PUBLISH. With the read-ahead this crate's CPU time per message comes close to `rumqttc`'s,
   and what decides QoS 1 on two cores shared with the broker is that hand-over: `rumqttc` is
