@@ -48,6 +48,8 @@ struct State {
     /// A reader sleeps and items came for it: the queue waits in
     /// [`crate::idle`] for the library's thread to go idle.
     wake_deferred: bool,
+    /// When the last item was pushed (see [`SPARSE`]).
+    last_push: Option<Instant>,
 }
 
 /// How long a message waits for room in a full queue (see the module docs).
@@ -56,6 +58,12 @@ pub(crate) const OVERFLOW_WAIT: Duration = Duration::from_millis(100);
 /// A sleeping reader is woken when this many messages wait for it (or half the
 /// capacity, if less), even if the library's thread is still reading.
 pub(crate) const BATCH: usize = 64;
+
+/// A message that comes this long after the previous one wakes a sleeping
+/// reader at once: messages that far apart are not a burst worth batching,
+/// and waking the reader while the library's thread goes on (acknowledging
+/// the message, reading what came with it) keeps the latency down.
+pub(crate) const SPARSE: Duration = Duration::from_micros(20);
 
 pub(crate) struct MessageQueue {
     state: Mutex<State>,
@@ -91,6 +99,7 @@ impl MessageQueue {
                 closed: false,
                 overflowing: false,
                 wake_deferred: false,
+                last_push: None,
             }),
             lost: AtomicU64::new(0),
             not_empty: Signal::new(),
@@ -118,10 +127,13 @@ impl MessageQueue {
             }
             if s.items.len() < s.capacity || s.overflowing {
                 s.items.push_back(item);
+                let now = Instant::now();
+                let sparse = s.last_push.is_none_or(|t| now.duration_since(t) >= SPARSE);
+                s.last_push = Some(now);
                 if !self.not_empty.has_waiters() {
                     return Ok(());
                 }
-                if s.items.len() < (s.capacity / 2).clamp(1, BATCH) {
+                if !sparse && s.items.len() < (s.capacity / 2).clamp(1, BATCH) {
                     if s.wake_deferred {
                         return Ok(());
                     }
@@ -460,6 +472,8 @@ mod tests {
         let q = Arc::new(MessageQueue::new(100));
         let reader = spawn_reader(&q, 3);
         reader_sleeps(&q);
+        // A burst: the previous message came just now (see SPARSE).
+        lock(&q.state).last_push = Some(Instant::now() + Duration::from_secs(60));
         for n in 0..3 {
             q.push(item(n), "t", || false).unwrap();
         }
@@ -475,6 +489,17 @@ mod tests {
         crate::idle::wake_deferred();
         assert_eq!(reader.join().unwrap(), vec![0, 1, 2]);
         assert!(!lock(&q.state).wake_deferred);
+    }
+
+    #[test]
+    fn a_sparse_message_wakes_the_reader_at_once() {
+        let q = Arc::new(MessageQueue::new(100));
+        let reader = spawn_reader(&q, 1);
+        reader_sleeps(&q);
+        lock(&q.state).last_push = Some(Instant::now() - SPARSE * 2);
+        q.push(item(9), "t", || false).unwrap();
+        assert!(!lock(&q.state).wake_deferred);
+        assert_eq!(reader.join().unwrap(), vec![9]);
     }
 
     #[test]
