@@ -467,15 +467,20 @@ mod tests {
         })
     }
 
+    /// Pushes `item` as part of a burst: as if the previous message had come
+    /// just now (see SPARSE), however slowly this machine (or qemu) runs.
+    fn push_in_a_burst(q: &Arc<MessageQueue>, item: Item) {
+        lock(&q.state).last_push = Some(Instant::now() + Duration::from_secs(60));
+        q.push(item, "t", || false).unwrap();
+    }
+
     #[test]
     fn a_sleeping_reader_is_woken_when_the_library_goes_idle() {
         let q = Arc::new(MessageQueue::new(100));
         let reader = spawn_reader(&q, 3);
         reader_sleeps(&q);
-        // A burst: the previous message came just now (see SPARSE).
-        lock(&q.state).last_push = Some(Instant::now() + Duration::from_secs(60));
         for n in 0..3 {
-            q.push(item(n), "t", || false).unwrap();
+            push_in_a_burst(&q, item(n));
         }
         if cfg!(feature = "bundled") {
             // Deferred: registered for the idle callback, not woken yet (only
@@ -511,10 +516,8 @@ mod tests {
             let n = (capacity / 2).clamp(1, BATCH);
             let reader = spawn_reader(&q, n);
             reader_sleeps(&q);
-            // A burst: no message is sparse (see SPARSE).
-            lock(&q.state).last_push = Some(Instant::now() + Duration::from_secs(60));
             for i in 0..n {
-                q.push(item(i as u8), "t", || false).unwrap();
+                push_in_a_burst(&q, item(i as u8));
             }
             assert_eq!(reader.join().unwrap(), (0..n as u8).collect::<Vec<_>>());
         }
