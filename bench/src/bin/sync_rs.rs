@@ -93,12 +93,7 @@ fn publish(a: &Args) {
         }
     }
     let elapsed = t0.elapsed();
-    let disconnect_ms = close(client);
-    let mut r = Report::new(NAME, a);
-    throughput(&mut r, a.count, elapsed);
-    r.num("connect_ms", connect_ms)
-        .num("disconnect_ms", disconnect_ms)
-        .print();
+    report_publish(a, client, elapsed, connect_ms);
 }
 
 /// QoS 1/2 with up to `BENCH_WINDOW` messages unacknowledged: the library's
@@ -136,12 +131,7 @@ fn publish_window(a: &Args) {
         );
     }
     let elapsed = t0.elapsed();
-    let disconnect_ms = close(client);
-    let mut r = Report::new(NAME, a);
-    throughput(&mut r, a.count, elapsed);
-    r.num("connect_ms", connect_ms)
-        .num("disconnect_ms", disconnect_ms)
-        .print();
+    report_publish(a, client, elapsed, connect_ms);
 }
 
 /// MQTT 5: the publish loop of [`publish`] through `publish5`, with one user
@@ -180,12 +170,7 @@ fn publish5(a: &Args, user_property: bool) {
         }
     }
     let elapsed = t0.elapsed();
-    let disconnect_ms = close(client);
-    let mut r = Report::new(NAME, a);
-    throughput(&mut r, a.count, elapsed);
-    r.num("connect_ms", connect_ms)
-        .num("disconnect_ms", disconnect_ms)
-        .print();
+    report_publish(a, client, elapsed, connect_ms);
 }
 
 /// Counts the queued messages of a persistent session with `receive`.
@@ -439,6 +424,16 @@ fn reconnect(a: &Args) {
     let disconnect_ms = close(client);
     let mut r = Report::new(NAME, a);
     rounds_report(&mut r, &connects, &disconnects);
+    r.num("connect_ms", connect_ms)
+        .num("disconnect_ms", disconnect_ms)
+        .print();
+}
+
+/// Disconnects and prints the result line of a publish run.
+fn report_publish(a: &Args, client: Client, elapsed: Duration, connect_ms: f64) {
+    let disconnect_ms = close(client);
+    let mut r = Report::new(NAME, a);
+    throughput(&mut r, a.count, elapsed);
     r.num("connect_ms", connect_ms)
         .num("disconnect_ms", disconnect_ms)
         .print();
